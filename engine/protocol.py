@@ -1,0 +1,239 @@
+"""The seam between the app and the engine: job spec, events and error codes.
+
+Standard library only: the app imports this module and nothing else of the engine.
+One event is one JSON object on one line of the engine's stdout.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+ASPECTS = ("16:9", "9:16", "1:1")
+FITS = ("crop", "fit")
+QUALITIES = ("preview", "final")
+EXPORT_FORMATS = ("otio",)
+STAGES = ("probe", "music", "clips", "plan", "render", "export")
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable error codes; each has its own process exit status."""
+
+    INVALID_JOB = "invalid_job"
+    NO_USABLE_CLIPS = "no_usable_clips"
+    MUSIC_UNUSABLE = "music_unusable"
+    OUTPUT_UNWRITABLE = "output_unwritable"
+    DISK_FULL = "disk_full"
+    OUT_OF_MEMORY = "out_of_memory"
+    RENDER_FAILED = "render_failed"
+    CANCELLED = "cancelled"
+    INTERNAL = "internal"
+
+
+EXIT_CODES: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_JOB: 2,
+    ErrorCode.NO_USABLE_CLIPS: 3,
+    ErrorCode.MUSIC_UNUSABLE: 4,
+    ErrorCode.OUTPUT_UNWRITABLE: 5,
+    ErrorCode.DISK_FULL: 6,
+    ErrorCode.OUT_OF_MEMORY: 7,
+    ErrorCode.RENDER_FAILED: 8,
+    # 128 + SIGTERM, what a shell reports for a terminated process.
+    ErrorCode.CANCELLED: 143,
+    ErrorCode.INTERNAL: 70,
+}
+
+
+def error_code_for_exit(status: int) -> ErrorCode | None:
+    """The error class an engine exit status stands for, if it is one of ours."""
+    for code, exit_status in EXIT_CODES.items():
+        if exit_status == status:
+            return code
+    return None
+
+
+class JobSpecError(ValueError):
+    """A job file that cannot be run as written."""
+
+
+@dataclass
+class JobSpec:
+    """Everything one render needs; written by the app or the CLI as JSON."""
+
+    clips: list[str]
+    music: str
+    output: str
+    style: str = "dynamic"
+    prompt: str = ""
+    duration_sec: float | None = None
+    aspect: str = "16:9"
+    fit: str = "crop"
+    size: tuple[int, int] | None = None
+    fps: int = 30
+    quality: str = "final"
+    seed: int | None = None
+    chronological: bool = False
+    export: list[str] = field(default_factory=lambda: ["otio"])
+    version: int = PROTOCOL_VERSION
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise JobSpecError naming the first field that is out of range."""
+        if not self.clips:
+            raise JobSpecError("The job names no clips: add at least one video.")
+        if not self.music:
+            raise JobSpecError("The job names no music: add a song.")
+        if not self.output:
+            raise JobSpecError("The job names no output file.")
+        _check_choice("aspect", self.aspect, ASPECTS)
+        _check_choice("fit", self.fit, FITS)
+        _check_choice("quality", self.quality, QUALITIES)
+        for name in self.export:
+            _check_choice("export format", name, EXPORT_FORMATS)
+        if self.duration_sec is not None and not 1.0 <= self.duration_sec <= 7200:
+            raise JobSpecError(
+                f"Duration {self.duration_sec} s is out of range: use 1 to 7200 s."
+            )
+        if not 1 <= self.fps <= 120:
+            raise JobSpecError(f"Frame rate {self.fps} is out of range: use 1 to 120.")
+        if self.size is not None:
+            width, height = self.size
+            if not (16 <= width <= 7680 and 16 <= height <= 4320):
+                raise JobSpecError(
+                    f"Output size {width}x{height} is out of range: "
+                    "use 16x16 to 7680x4320."
+                )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise JobSpecError(f"Unknown job field(s): {', '.join(unknown)}.")
+        values = dict(data)
+        if values.get("size") is not None:
+            values["size"] = tuple(values["size"])
+        if isinstance(values.get("clips"), str):
+            values["clips"] = [values["clips"]]
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise JobSpecError(f"The job file is incomplete: {error}.") from error
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise JobSpecError(f"The job file is not valid JSON: {error}.") from error
+        if not isinstance(data, dict):
+            raise JobSpecError("The job file must hold one JSON object.")
+        return cls.from_dict(data)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise JobSpecError(
+            f"Unknown {name} {value!r}: use one of {', '.join(choices)}."
+        )
+
+
+class EventKind(enum.StrEnum):
+    STARTED = "started"
+    STAGE = "stage"
+    PROGRESS = "progress"
+    WARNING = "warning"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass
+class Event:
+    """One engine event; `data` holds the fields of its kind (see make_*)."""
+
+    kind: EventKind
+    data: dict[str, Any]
+    time_sec: float = field(default_factory=time.time)
+
+    def to_line(self) -> str:
+        payload = {"event": self.kind.value, "time": round(self.time_sec, 3)}
+        payload.update(self.data)
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class ProtocolError(ValueError):
+    """A line from the engine that is not a valid event."""
+
+
+_REQUIRED: dict[EventKind, dict[str, type | tuple[type, ...]]] = {
+    EventKind.STARTED: {"pid": int},
+    EventKind.STAGE: {"stage": str, "message": str},
+    EventKind.PROGRESS: {"stage": str, "fraction": (int, float)},
+    EventKind.WARNING: {"code": str, "message": str},
+    EventKind.FINISHED: {"outputs": dict},
+    EventKind.FAILED: {"code": str, "message": str},
+}
+
+
+def parse_event(line: str) -> Event:
+    """Parse one line of engine output; raise ProtocolError if it is not an event."""
+    try:
+        payload = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise ProtocolError(f"not JSON: {line[:80]!r}") from error
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"not a JSON object: {line[:80]!r}")
+    try:
+        kind = EventKind(payload.pop("event", None))
+    except ValueError as error:
+        raise ProtocolError(f"unknown event in {line[:80]!r}") from error
+    time_sec = payload.pop("time", None)
+    if not isinstance(time_sec, (int, float)) or isinstance(time_sec, bool):
+        raise ProtocolError(f"event without a time: {line[:80]!r}")
+    for name, expected in _REQUIRED[kind].items():
+        value = payload.get(name)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ProtocolError(f"{kind.value} event without a valid {name!r}")
+    if kind is EventKind.PROGRESS and not 0.0 <= payload["fraction"] <= 1.0:
+        raise ProtocolError("progress fraction outside 0..1")
+    return Event(kind, payload, float(time_sec))
+
+
+def make_started(pid: int, job: str) -> Event:
+    return Event(EventKind.STARTED, {"pid": pid, "job": job})
+
+
+def make_stage(stage: str, message: str) -> Event:
+    return Event(EventKind.STAGE, {"stage": stage, "message": message})
+
+
+def make_progress(stage: str, fraction: float, eta_sec: float | None = None) -> Event:
+    data: dict[str, Any] = {"stage": stage, "fraction": min(1.0, max(0.0, fraction))}
+    if eta_sec is not None:
+        data["eta_sec"] = round(eta_sec, 1)
+    return Event(EventKind.PROGRESS, data)
+
+
+def make_warning(code: str, message: str, path: str | None = None) -> Event:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if path is not None:
+        data["path"] = path
+    return Event(EventKind.WARNING, data)
+
+
+def make_finished(outputs: dict[str, str], summary: dict[str, Any]) -> Event:
+    return Event(EventKind.FINISHED, {"outputs": outputs, "summary": summary})
+
+
+def make_failed(code: ErrorCode, message: str) -> Event:
+    return Event(EventKind.FAILED, {"code": code.value, "message": message})
