@@ -1,0 +1,188 @@
+"""`montage-ai`: render a montage, list the styles, analyse a song."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, TextIO
+
+from engine.protocol import (
+    ASPECTS,
+    EXPORT_FORMATS,
+    FITS,
+    QUALITIES,
+    Event,
+    EventKind,
+    JobSpec,
+    JobSpecError,
+)
+
+BAR_WIDTH = 30
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="montage-ai",
+        description="Beat-synced montages from your clips and a song.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="make a montage")
+    render.add_argument("clips", nargs="+", help="video files or folders of them")
+    render.add_argument("--music", required=True, help="the song")
+    render.add_argument("-o", "--output", required=True, help="the MP4 to write")
+    render.add_argument("--style", default="dynamic", help="see `montage-ai styles`")
+    render.add_argument("--prompt", default="", help="the mood, in words")
+    render.add_argument("--duration", type=float, help="seconds (default: the song)")
+    render.add_argument("--aspect", choices=ASPECTS, default="16:9")
+    render.add_argument("--fit", choices=FITS, default="crop")
+    render.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default by quality)")
+    render.add_argument("--fps", type=int, default=30)
+    render.add_argument("--quality", choices=QUALITIES, default="final")
+    render.add_argument("--seed", type=int, help="same seed, same edit")
+    render.add_argument("--chronological", action="store_true")
+    render.add_argument(
+        "--export", default="otio", help=f"comma list of {', '.join(EXPORT_FORMATS)}"
+    )
+    render.add_argument("--json", action="store_true", help="print events as JSON lines")
+    commands.add_parser("styles", help="list the styles")
+    analyze = commands.add_parser("analyze", help="tempo, beats and downbeats as JSON")
+    analyze.add_argument("song")
+    return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT") from error
+    return width, height
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Warnings and failures reach the user as events; the log is for -v.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.CRITICAL,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "styles":
+        return list_styles(sys.stdout)
+    if args.command == "analyze":
+        return analyze_song(args.song, sys.stdout)
+    return render(args)
+
+
+def list_styles(out: TextIO) -> int:
+    from engine.styles import load_style, style_names
+
+    for name in style_names():
+        style = load_style(name)
+        out.write(f"{name:14} {style.description}\n")
+    return 0
+
+
+def analyze_song(path: str, out: TextIO) -> int:
+    from engine.errors import EngineError
+    from engine.music import analyze_music
+
+    try:
+        music = analyze_music(path)
+    except EngineError as error:
+        sys.stderr.write(error.message + "\n")
+        return 1
+    report = {
+        "path": music.path,
+        "duration_sec": round(music.duration_sec, 3),
+        "tempo_bpm": round(music.tempo_bpm, 2),
+        "beats_sec": [round(b, 4) for b in music.beats_sec],
+        "downbeats_sec": [round(b, 4) for b in music.downbeats_sec],
+        "sections": [
+            {"start_sec": round(s.start_sec, 2), "end_sec": round(s.end_sec, 2), "kind": s.kind}
+            for s in music.sections
+        ],
+    }
+    json.dump(report, out, indent=2)
+    out.write("\n")
+    return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    from engine.runner import emit_line, install_signal_handlers, run_spec
+
+    try:
+        spec = JobSpec(
+            clips=args.clips,
+            music=args.music,
+            output=args.output,
+            style=args.style,
+            prompt=args.prompt,
+            duration_sec=args.duration,
+            aspect=args.aspect,
+            fit=args.fit,
+            size=args.size,
+            fps=args.fps,
+            quality=args.quality,
+            seed=args.seed,
+            chronological=args.chronological,
+            export=[name.strip() for name in args.export.split(",") if name.strip()],
+        )
+    except JobSpecError as error:
+        sys.stderr.write(f"montage-ai: {error}\n")
+        return 2
+    install_signal_handlers()
+    emit = emit_line if args.json else TerminalProgress(sys.stderr).show
+    return run_spec(spec, emit)
+
+
+class TerminalProgress:
+    """A one-line progress bar, warnings and results for a person at a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.live = out.isatty()
+        self.last_line = ""
+
+    def show(self, event: Event) -> None:
+        data = event.data
+        if event.kind is EventKind.PROGRESS:
+            self._bar(data)
+        elif event.kind is EventKind.STAGE:
+            self._print(f"{data['message']}")
+        elif event.kind is EventKind.WARNING:
+            self._print(f"warning: {data['message']}")
+        elif event.kind is EventKind.FAILED:
+            self._print(f"failed: {data['message']}")
+        elif event.kind is EventKind.FINISHED:
+            summary = data.get("summary", {})
+            self._print(
+                f"Done: {summary.get('shots')} shots from {summary.get('sources_used')} "
+                f"clips, seed {summary.get('seed')}."
+            )
+            for kind, path in data["outputs"].items():
+                self._print(f"  {kind}: {path}")
+
+    def _bar(self, data: dict[str, Any]) -> None:
+        if not self.live:
+            return
+        fraction = float(data.get("overall", data["fraction"]))
+        filled = round(fraction * BAR_WIDTH)
+        eta = data.get("eta_sec")
+        eta_text = f" ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else ""
+        line = (
+            f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%} "
+            f"{data['stage']}{eta_text}"
+        )
+        self.out.write(line.ljust(len(self.last_line)))
+        self.out.flush()
+        self.last_line = line
+
+    def _print(self, text: str) -> None:
+        if self.live and self.last_line:
+            self.out.write("\r" + " " * len(self.last_line) + "\r")
+            self.last_line = ""
+        self.out.write(text + "\n")
+        self.out.flush()

@@ -1,0 +1,229 @@
+"""Frames from a source by timestamp, shaped for the output by a libavfilter graph.
+
+A SourceReader seeks to the keyframe before a time and decodes forward, handing out
+the frame on screen at each requested time (variable frame rate safe). A
+FrameTransform builds the graph that rotates, scales, crops or pads and grades, all
+in C on YUV, with no conversion to RGB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from engine.errors import MediaError
+from engine.probe import _pick_video_stream
+
+log = logging.getLogger(__name__)
+
+# Seek instead of decoding forward when the next request is this far ahead.
+SEEK_AHEAD_SEC = 3.0
+# A seek that lands after the target (MPEG-TS, open GOPs) is retried this much earlier.
+SEEK_MARGIN_SEC = 1.0
+
+
+class FrameTransform:
+    """Output shaping shared by every source of one render."""
+
+    def __init__(
+        self, width: int, height: int, fit: str, grade: dict[str, Any], fps: int
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.fit = fit
+        self.grade = grade
+        self.fps = fps
+
+    def filters(
+        self, width: int, height: int, rotation: int, sample_aspect: tuple[int, int]
+    ) -> list[tuple[str, str]]:
+        """The filter chain (name, arguments) for a stored size and orientation."""
+        display_width = width * sample_aspect[0] / sample_aspect[1]
+        display_height = float(height)
+        turned = rotation % 180 != 0
+        if turned:
+            display_width, display_height = display_height, display_width
+        scaled_width, scaled_height = self._scaled_size(display_width, display_height)
+        chain: list[tuple[str, str]] = []
+        if turned:
+            chain.append(("scale", f"{scaled_height}:{scaled_width}:out_range=tv"))
+            chain.append(("transpose", "cclock" if rotation == 90 else "clock"))
+        else:
+            chain.append(("scale", f"{scaled_width}:{scaled_height}:out_range=tv"))
+            if rotation == 180:
+                chain += [("hflip", ""), ("vflip", "")]
+        chain.append(self._frame_filter(scaled_width, scaled_height))
+        chain += [("setsar", "1"), ("format", "yuv420p")]
+        chain += grade_filters(self.grade)
+        return chain
+
+    def _scaled_size(self, display_width: float, display_height: float) -> tuple[int, int]:
+        pick = max if self.fit == "crop" else min
+        factor = pick(self.width / display_width, self.height / display_height)
+        width = _even(display_width * factor)
+        height = _even(display_height * factor)
+        if self.fit == "crop":
+            return max(width, self.width), max(height, self.height)
+        return min(width, self.width), min(height, self.height)
+
+    def _frame_filter(self, width: int, height: int) -> tuple[str, str]:
+        x, y = abs(width - self.width) // 2, abs(height - self.height) // 2
+        if self.fit == "crop":
+            return "crop", f"{self.width}:{self.height}:{x}:{y}"
+        return "pad", f"{self.width}:{self.height}:{x}:{y}:black"
+
+    def build_graph(
+        self, frame: av.VideoFrame, rotation: int, sample_aspect: tuple[int, int],
+        time_base: Fraction,
+    ) -> av.filter.Graph:  # fmt: skip
+        graph = av.filter.Graph()
+        node = graph.add_buffer(
+            width=frame.width,
+            height=frame.height,
+            format=frame.format.name,
+            time_base=time_base,
+        )
+        for name, args in self.filters(frame.width, frame.height, rotation, sample_aspect):
+            filter_node = graph.add(name, args) if args else graph.add(name)
+            node.link_to(filter_node)
+            node = filter_node
+        node.link_to(graph.add("buffersink"))
+        graph.configure()
+        return graph
+
+
+def _even(value: float) -> int:
+    return max(2, int(round(value / 2)) * 2)
+
+
+def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
+    """A colour look as a YUV lookup table (lutyuv), plus an optional vignette."""
+    contrast = float(grade.get("contrast", 1.0))
+    brightness = float(grade.get("brightness", 0.0))
+    gamma = float(grade.get("gamma", 1.0))
+    saturation = float(grade.get("saturation", 1.0))
+    warmth = float(grade.get("warmth", 0.0))
+    tint = float(grade.get("tint", 0.0))
+    chain: list[tuple[str, str]] = []
+    neutral = (contrast, brightness, gamma, saturation, warmth, tint) == (1, 0, 1, 1, 0, 0)
+    if not neutral:
+        # Values are limited-range 8-bit: luma 16..235, chroma 16..240 around 128.
+        luma = (
+            f"clip(16+219*((pow(clip((val-16)/219\\,0\\,1)\\,{1 / gamma:.4f})-0.5)"
+            f"*{contrast:.4f}+0.5+{brightness:.4f})\\,16\\,235)"
+        )
+        u_shift = -14 * warmth + 10 * tint
+        v_shift = 14 * warmth + 10 * tint
+        u = f"clip(128+(val-128)*{saturation:.4f}+{u_shift:.3f}\\,16\\,240)"
+        v = f"clip(128+(val-128)*{saturation:.4f}+{v_shift:.3f}\\,16\\,240)"
+        chain.append(("lutyuv", f"y={luma}:u={u}:v={v}"))
+    if grade.get("vignette"):
+        chain.append(("vignette", "angle=PI/5"))
+    return chain
+
+
+class SourceReader:
+    """Hands out transformed frames of one source at increasing stream times."""
+
+    def __init__(
+        self,
+        path: str,
+        transform: FrameTransform,
+        rotation: int,
+        sample_aspect: tuple[int, int],
+        rate: Fraction,
+    ) -> None:
+        if not Path(path).exists():
+            raise MediaError(
+                f"{path}: the clip is no longer there (moved, deleted or on a drive "
+                "that was unplugged). Reconnect it and render again.",
+                path,
+            )
+        self.path = path
+        self.transform = transform
+        self.rotation = rotation
+        self.sample_aspect = sample_aspect
+        self.tolerance_sec = 0.25 / float(rate)
+        self.container = av.open(path, metadata_errors="ignore")
+        self.stream = _pick_video_stream(self.container)
+        self.stream.thread_type = "AUTO"
+        self._frames: Iterator[av.VideoFrame] = iter(())
+        self._current: av.VideoFrame | None = None
+        self._next: av.VideoFrame | None = None
+        self._graph: av.filter.Graph | None = None
+        self._graph_key: tuple[str, int, int] | None = None
+        self._shaped_for: av.VideoFrame | None = None
+        self._shaped: av.VideoFrame | None = None
+
+    def close(self) -> None:
+        self.container.close()
+
+    def frame_at(self, time_sec: float) -> av.VideoFrame:
+        """The transformed frame on screen at stream time `time_sec`."""
+        current = self._current
+        if (
+            current is None
+            or time_sec + self.tolerance_sec < current.time
+            or time_sec - current.time > SEEK_AHEAD_SEC
+        ):
+            self._seek(time_sec)
+        while self._next is not None and self._next.time <= time_sec + self.tolerance_sec:
+            self._current, self._next = self._next, next(self._frames, None)
+        assert self._current is not None
+        return self._shape(self._current)
+
+    def _seek(self, time_sec: float) -> None:
+        margin = 0.0
+        while True:
+            target = max(0.0, time_sec - margin)
+            self._frames = self._decode_from(target)
+            first = next(self._frames, None)
+            if first is None and target > 0:
+                margin = margin * 2 or SEEK_MARGIN_SEC
+                continue
+            if first is None:
+                raise MediaError(
+                    f"{Path(self.path).name}: no picture could be decoded for "
+                    "rendering (damaged or truncated). Remove it and render again.",
+                    self.path,
+                )
+            if first.time <= time_sec + self.tolerance_sec or target == 0.0:
+                self._current, self._next = first, next(self._frames, None)
+                return
+            margin = margin * 2 or SEEK_MARGIN_SEC
+
+    def _decode_from(self, time_sec: float) -> Iterator[av.VideoFrame]:
+        offset = int(time_sec / self.stream.time_base)
+        try:
+            self.container.seek(offset, stream=self.stream, backward=True)
+        except av.error.FFmpegError as error:
+            log.warning("Seek failed in %s (%s); decoding from the start", self.path, error)
+            self.container.seek(0)
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError as error:
+                log.warning("Skipped a damaged packet in %s: %s", self.path, error)
+                continue
+            for frame in frames:
+                if frame.time is not None:
+                    yield frame
+
+    def _shape(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if frame is self._shaped_for and self._shaped is not None:
+            return self._shaped
+        key = (frame.format.name, frame.width, frame.height)
+        if self._graph is None or key != self._graph_key:
+            self._graph = self.transform.build_graph(
+                frame, self.rotation, self.sample_aspect, self.stream.time_base
+            )
+            self._graph_key = key
+        self._graph.push(frame)
+        shaped = self._graph.pull()
+        self._shaped_for, self._shaped = frame, shaped
+        return shaped

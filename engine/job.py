@@ -1,0 +1,238 @@
+"""Run one job: probe, analyse the music and the clips, plan, render, export."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+
+from engine.analysis import analyze_clip
+from engine.errors import EngineError, InvalidJobError, MediaError, NoUsableClipsError
+from engine.music import MusicAnalysis, analyze_music
+from engine.plan import PlanOptions, Source, output_size, plan_montage
+from engine.probe import MediaInfo, expand_inputs, probe_media
+from engine.prompt import interpret_prompt
+from engine.protocol import (
+    Event,
+    JobSpec,
+    make_finished,
+    make_progress,
+    make_stage,
+    make_warning,
+)
+from engine.render import render_timeline
+from engine.styles import Style, load_style
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], None]
+
+# Share of the whole job each stage takes, for one overall progress figure.
+STAGE_WEIGHTS = {
+    "probe": 0.02,
+    "music": 0.08,
+    "clips": 0.18,
+    "plan": 0.01,
+    "render": 0.69,
+    "export": 0.02,
+}
+
+
+class StageReporter:
+    """Turns a stage's own fraction into progress events with an overall figure."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.stage = ""
+        self.started = time.monotonic()
+
+    def begin(self, stage: str, message: str) -> None:
+        if self.stage:
+            log.info("Stage %s done in %.1f s", self.stage, time.monotonic() - self.started)
+        self.stage = stage
+        self.started = time.monotonic()
+        self.emit(make_stage(stage, message))
+        self.progress(0.0)
+
+    def progress(self, fraction: float, eta_sec: float | None = None) -> None:
+        event = make_progress(self.stage, fraction, eta_sec)
+        event.data["overall"] = round(self._overall(fraction), 4)
+        self.emit(event)
+
+    def _overall(self, fraction: float) -> float:
+        done = 0.0
+        for stage, weight in STAGE_WEIGHTS.items():
+            if stage == self.stage:
+                return done + weight * fraction
+            done += weight
+        return done
+
+
+def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
+    """Run the job to its outputs; return the finished event's data.
+
+    Raises:
+        EngineError: a subclass naming what failed and what to do.
+    """
+    output = Path(spec.output).expanduser().absolute()
+    seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+    reporter = StageReporter(emit)
+    infos = probe_stage(spec, output, reporter)
+    music = music_stage(spec, reporter)
+    sources = clips_stage(infos, reporter)
+    style = style_stage(spec, reporter)
+    timeline = plan_stage(spec, sources, music, style, seed, reporter)
+    reporter.begin("render", f"Rendering {output.name}")
+    render_timeline(timeline, output, reporter.progress)
+    outputs = export_stage(timeline, output, reporter)
+    summary = _summary(timeline, seed, style, len(sources))
+    event = make_finished(outputs, summary)
+    emit(event)
+    return event.data
+
+
+def probe_stage(spec: JobSpec, output: Path, reporter: StageReporter) -> list[MediaInfo]:
+    paths = expand_inputs(spec.clips)
+    reporter.begin("probe", f"Checking {len(paths)} clip(s)")
+    if output in paths:
+        raise InvalidJobError(
+            f"The output {output} is also one of the clips; the engine never "
+            "overwrites a source. Choose another output name.",
+            str(output),
+        )
+    infos = []
+    for number, path in enumerate(paths, start=1):
+        try:
+            infos.append(probe_media(path))
+        except MediaError as error:
+            _skip(reporter, error)
+        reporter.progress(number / len(paths))
+    if not infos:
+        raise NoUsableClipsError(
+            "None of the clips could be used (see the warnings for each file). "
+            "Add video files that play in a video player.",
+        )
+    return infos
+
+
+def _skip(reporter: StageReporter, error: MediaError) -> None:
+    log.warning("Skipping %s: %s", error.path, error.message)
+    reporter.emit(make_warning("clip_skipped", error.message, error.path))
+
+
+def music_stage(spec: JobSpec, reporter: StageReporter) -> MusicAnalysis:
+    reporter.begin("music", f"Finding the beat of {Path(spec.music).name}")
+    music = analyze_music(Path(spec.music).expanduser(), progress=reporter.progress)
+    log.info(
+        "Music: %.1f BPM, %d beats, %d downbeats",
+        music.tempo_bpm,
+        len(music.beats_sec),
+        len(music.downbeats_sec),
+    )
+    return music
+
+
+def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]:
+    reporter.begin("clips", f"Finding the best shots in {len(infos)} clip(s)")
+    total_sec = sum(info.duration_sec for info in infos) or 1.0
+    done_sec = 0.0
+    sources = []
+    for info in infos:
+
+        def clip_progress(fraction: float, base: float = done_sec, info: MediaInfo = info) -> None:
+            reporter.progress((base + fraction * info.duration_sec) / total_sec)
+
+        try:
+            sources.append(Source(info, analyze_clip(info, progress=clip_progress)))
+        except MediaError as error:
+            _skip(reporter, error)
+        done_sec += info.duration_sec
+    if not sources:
+        raise NoUsableClipsError(
+            "None of the clips could be decoded (see the warnings for each file). "
+            "Add video files that play in a video player."
+        )
+    return sources
+
+
+def style_stage(spec: JobSpec, reporter: StageReporter) -> Style:
+    style = interpret_prompt(spec.prompt, load_style(spec.style))
+    if spec.chronological:
+        style.chronological = True
+    if spec.prompt:
+        said = "; ".join(style.changes) or "nothing it recognised; the style is unchanged"
+        reporter.emit(make_stage("plan", f"The prompt changed: {said}"))
+    return style
+
+
+def plan_stage(
+    spec: JobSpec,
+    sources: list[Source],
+    music: MusicAnalysis,
+    style: Style,
+    seed: int,
+    reporter: StageReporter,
+) -> otio.schema.Timeline:
+    reporter.begin("plan", f"Planning the edit ({style.label}, seed {seed})")
+    options = PlanOptions(
+        fps=spec.fps,
+        size=output_size(spec.aspect, spec.quality, spec.size),
+        aspect=spec.aspect,
+        fit=spec.fit,
+        seed=seed,
+        duration_sec=spec.duration_sec,
+        prompt=spec.prompt,
+        quality=spec.quality,
+    )
+    timeline = plan_montage(sources, music, style, options)
+    reporter.progress(1.0)
+    return timeline
+
+
+def export_stage(
+    timeline: otio.schema.Timeline, output: Path, reporter: StageReporter
+) -> dict[str, str]:
+    reporter.begin("export", "Writing the timeline")
+    otio_path = output.with_suffix(".otio")
+    write_timeline(timeline, otio_path)
+    reporter.progress(1.0)
+    return {"video": str(output), "otio": str(otio_path)}
+
+
+def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
+    """Write the .otio atomically, so a crash never leaves half a timeline."""
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(handle)
+    try:
+        otio.adapters.write_to_file(timeline, temp_name, adapter_name="otio_json")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _summary(
+    timeline: otio.schema.Timeline, seed: int, style: Style, source_count: int
+) -> dict[str, Any]:
+    meta = timeline.metadata["montage_ai"]
+    clips = list(timeline.video_tracks()[0].find_clips())
+    return {
+        "seed": seed,
+        "style": style.name,
+        "prompt_changes": list(style.changes),
+        "shots": len(clips),
+        "sources_used": len({clip.media_reference.target_url for clip in clips}),
+        "sources": source_count,
+        "duration_sec": meta["total_frames"] / meta["fps"],
+        "tempo_bpm": meta["music"]["tempo_bpm"],
+    }
+
+
+__all__ = ["EngineError", "run_job"]

@@ -1,0 +1,497 @@
+"""Plan the edit: cuts on the beat grid, shots chosen for them, as an OTIO timeline.
+
+The timeline is the one project model: the renderer and every export read it.
+All times inside the plan are output frames unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import opentimelineio as otio
+
+from engine import __version__
+from engine.analysis import ClipAnalysis, Shot, shot_score
+from engine.music import MusicAnalysis
+from engine.probe import MediaInfo
+from engine.styles import Style
+
+log = logging.getLogger(__name__)
+
+META = "montage_ai"
+FADE_OUT_SEC = 2.0
+SAME_SOURCE_PENALTY = 0.5
+USE_COUNT_PENALTY = 0.15
+SCORE_JITTER = 0.05
+
+
+@dataclass
+class PlanOptions:
+    fps: int
+    size: tuple[int, int]
+    aspect: str
+    fit: str
+    seed: int
+    duration_sec: float | None = None
+    prompt: str = ""
+    quality: str = "final"
+
+
+@dataclass
+class Source:
+    """One usable clip: its probe and its shots."""
+
+    info: MediaInfo
+    analysis: ClipAnalysis
+
+
+@dataclass
+class Segment:
+    """One stretch of the output between two cuts, and what fills it."""
+
+    start_frame: int
+    end_frame: int
+    section: str
+    beat_index: int | None
+    source_index: int = -1
+    shot_index: int = -1
+    in_sec: float = 0.0
+    handle_before_frames: int = 0
+    handle_after_frames: int = 0
+
+    @property
+    def length_frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+@dataclass
+class Cut:
+    """The join at the start of segment `index` + 1, and how it is made."""
+
+    frame: int
+    kind: str
+    frames_before: int
+    frames_after: int
+
+
+@dataclass
+class Usage:
+    counts: dict[tuple[int, int], int] = field(default_factory=dict)
+    per_source: dict[int, int] = field(default_factory=dict)
+    previous_source: int = -1
+
+
+def output_size(aspect: str, quality: str, size: tuple[int, int] | None) -> tuple[int, int]:
+    """The output frame size: as asked, else 1080p or 360p in the aspect's shape."""
+    if size is not None:
+        return (size[0] // 2 * 2, size[1] // 2 * 2)
+    short = 360 if quality == "preview" else 1080
+    long = short * 16 // 9
+    return {"16:9": (long, short), "9:16": (short, long), "1:1": (short, short)}[aspect]
+
+
+def music_window(music: MusicAnalysis, fps: int, duration_sec: float | None) -> tuple[float, int]:
+    """Where the song starts and how many frames the montage lasts.
+
+    The whole song by default. A shorter montage keeps its exact length and ends on a
+    downbeat: the song is entered up to one bar late so that a downbeat falls on the
+    last frame, and the audio fades out into it.
+    """
+    song_frames = math.floor(music.duration_sec * fps)
+    if duration_sec is None or duration_sec * fps >= song_frames:
+        return 0.0, song_frames
+    total_frames = round(duration_sec * fps)
+    total_sec = total_frames / fps
+    ends = [d for d in music.downbeats_sec if d >= total_sec]
+    start_sec = ends[0] - total_sec if ends else 0.0
+    if start_sec + total_sec > music.duration_sec:
+        start_sec = max(0.0, music.duration_sec - total_sec)
+    return start_sec, total_frames
+
+
+def plan_cuts(
+    music: MusicAnalysis,
+    style: Style,
+    start_sec: float,
+    total_frames: int,
+    fps: int,
+    rng: random.Random,
+) -> list[Segment]:
+    """Split the output into segments whose joins fall on beats."""
+    beat_frames = _beat_frames(music.beats_sec, start_sec, total_frames, fps)
+    downbeats = {round((b - start_sec) * fps) for b in music.downbeats_sec}
+    min_frames = max(1, round(style.min_shot_sec * fps))
+    segments: list[Segment] = []
+    start_frame, index = 0, -1
+    while True:
+        section = music.section_at(start_sec + start_frame / fps)
+        index = _next_cut_beat(
+            beat_frames, downbeats, index, style, section, start_frame, min_frames, rng
+        )
+        if index is None or total_frames - beat_frames[index] < min_frames:
+            segments.append(Segment(start_frame, total_frames, section, None))
+            return segments
+        segments.append(Segment(start_frame, beat_frames[index], section, index))
+        start_frame = beat_frames[index]
+
+
+def _beat_frames(
+    beats_sec: list[float], start_sec: float, total_frames: int, fps: int
+) -> list[int]:
+    frames = sorted({round((b - start_sec) * fps) for b in beats_sec})
+    return [f for f in frames if 0 < f < total_frames]
+
+
+def _next_cut_beat(
+    beat_frames: list[int],
+    downbeats: set[int],
+    index: int,
+    style: Style,
+    section: str,
+    start_frame: int,
+    min_frames: int,
+    rng: random.Random,
+) -> int | None:
+    """Index of the beat that ends the segment starting at start_frame, or None."""
+    beats = style.beats_per_cut[section]
+    if style.variation and rng.random() < style.variation:
+        beats = max(1, beats * 2 if rng.random() < 0.5 else beats // 2)
+    target = index + beats
+    if style.cut_on_downbeat and beats >= 4:
+        while target < len(beat_frames) and beat_frames[target] not in downbeats:
+            target += 1
+    while target < len(beat_frames) and beat_frames[target] - start_frame < min_frames:
+        target += 1
+    return target if target < len(beat_frames) else None
+
+
+def plan_transitions(
+    segments: list[Segment], music: MusicAnalysis, style: Style, fps: int, start_sec: float
+) -> list[Cut]:
+    """How each join is made; transitions are centred on the cut, which stays put."""
+    beat_sec = 60.0 / music.tempo_bpm if music.tempo_bpm > 0 else 0.5
+    downbeats = {round((b - start_sec) * fps) for b in music.downbeats_sec}
+    cuts = []
+    for before, after in zip(segments, segments[1:], strict=False):
+        rule = style.transitions[after.section]
+        half = round(rule.beats * beat_sec * fps / 2)
+        half = min(half, before.length_frames // 2, after.length_frames // 2)
+        if style.downbeat_flash and after.section == "peak" and after.start_frame in downbeats:
+            flash = min(max(2, round(fps * 0.2)), after.length_frames // 2)
+            cuts.append(Cut(after.start_frame, "flash", 0, flash))
+        elif rule.kind == "cut" or half < 1:
+            cuts.append(Cut(after.start_frame, "cut", 0, 0))
+        else:
+            cuts.append(Cut(after.start_frame, rule.kind, half, half))
+    return cuts
+
+
+def choose_shots(
+    segments: list[Segment],
+    cuts: list[Cut],
+    sources: list[Source],
+    style: Style,
+    fps: int,
+    rng: random.Random,
+) -> None:
+    """Fill each segment with a shot: best score, spread across sources, no reuse
+    until every shot has been used once."""
+    for position, segment in enumerate(segments):
+        if position > 0 and cuts[position - 1].kind != "cut":
+            segment.handle_before_frames = cuts[position - 1].frames_before
+        if position < len(cuts) and cuts[position].kind != "cut":
+            segment.handle_after_frames = cuts[position].frames_after
+    usage = Usage()
+    for segment in segments:
+        _fill_segment(segment, sources, style, fps, rng, usage)
+    if style.chronological:
+        _reorder_chronologically(segments, sources, fps)
+
+
+def _fill_segment(
+    segment: Segment,
+    sources: list[Source],
+    style: Style,
+    fps: int,
+    rng: random.Random,
+    usage: Usage,
+) -> None:
+    need_sec = (
+        segment.length_frames + segment.handle_before_frames + segment.handle_after_frames
+    ) / fps
+    candidates = [
+        (source_index, shot_index)
+        for source_index, source in enumerate(sources)
+        for shot_index, shot in enumerate(source.analysis.shots)
+        if shot.end_sec - shot.start_sec >= need_sec
+    ]
+    if not candidates:
+        # No single shot is long enough: take the longest stretch of a whole clip.
+        source_index = max(range(len(sources)), key=lambda i: sources[i].info.duration_sec)
+        _place(segment, source_index, -1, sources[source_index], 0.0, need_sec, fps, rng)
+        usage.previous_source = source_index
+        return
+    least_used = min(usage.counts.get(c, 0) for c in candidates)
+    fresh = [c for c in candidates if usage.counts.get(c, 0) == least_used]
+    source_index, shot_index = max(
+        fresh, key=lambda c: _candidate_score(c, sources, style, usage, rng)
+    )
+    shot = sources[source_index].analysis.shots[shot_index]
+    _place(segment, source_index, shot_index, sources[source_index], shot.start_sec,
+           need_sec, fps, rng, shot.end_sec)  # fmt: skip
+    usage.counts[(source_index, shot_index)] = least_used + 1
+    usage.per_source[source_index] = usage.per_source.get(source_index, 0) + 1
+    usage.previous_source = source_index
+
+
+def _candidate_score(
+    candidate: tuple[int, int],
+    sources: list[Source],
+    style: Style,
+    usage: Usage,
+    rng: random.Random,
+) -> float:
+    source_index, shot_index = candidate
+    shot: Shot = sources[source_index].analysis.shots[shot_index]
+    score = shot_score(shot, style.score_weights)
+    if source_index == usage.previous_source and len(sources) > 1:
+        score -= SAME_SOURCE_PENALTY
+    score -= USE_COUNT_PENALTY * usage.per_source.get(source_index, 0)
+    return score + rng.uniform(-SCORE_JITTER, SCORE_JITTER)
+
+
+def _place(
+    segment: Segment,
+    source_index: int,
+    shot_index: int,
+    source: Source,
+    start_sec: float,
+    need_sec: float,
+    fps: int,
+    rng: random.Random,
+    end_sec: float | None = None,
+) -> None:
+    """Pick the in-point: a seeded position inside the shot, on a source frame."""
+    end_sec = source.info.duration_sec if end_sec is None else end_sec
+    rate = source.info.fps_fraction
+    first = start_sec + segment.handle_before_frames / fps
+    last = max(first, end_sec - need_sec + segment.handle_before_frames / fps)
+    in_sec = rng.uniform(first, last)
+    in_frame = min(math.ceil(in_sec * rate), math.floor(last * rate))
+    segment.source_index = source_index
+    segment.shot_index = shot_index
+    segment.in_sec = float(Fraction(max(in_frame, math.ceil(first * rate))) / rate)
+
+
+def _reorder_chronologically(segments: list[Segment], sources: list[Source], fps: int) -> None:
+    """Keep the chosen shots but tell them in filming order, each placed to fit."""
+    picks = sorted(
+        ((s.source_index, s.shot_index, s.in_sec) for s in segments),
+        key=lambda p: (_filmed_key(sources[p[0]]), p[2]),
+    )
+    for segment, (source_index, shot_index, in_sec) in zip(segments, picks, strict=True):
+        source = sources[source_index]
+        need_sec = (
+            segment.length_frames
+            + segment.handle_before_frames
+            + segment.handle_after_frames
+        ) / fps
+        latest = max(0.0, source.info.duration_sec - need_sec)
+        start_sec = min(in_sec - segment.handle_before_frames / fps, latest)
+        rate = source.info.fps_fraction
+        in_frame = math.ceil((start_sec + segment.handle_before_frames / fps) * rate)
+        segment.source_index, segment.shot_index = source_index, shot_index
+        segment.in_sec = float(Fraction(in_frame) / rate)
+
+
+def _filmed_key(source: Source) -> tuple[str, str]:
+    info = source.info
+    when = info.creation_time or ""
+    if not when:
+        try:
+            when = f"{os.stat(info.path).st_mtime:020.3f}"
+        except OSError:
+            when = ""
+    return when, info.path
+
+
+def build_timeline(
+    segments: list[Segment],
+    cuts: list[Cut],
+    sources: list[Source],
+    music: MusicAnalysis,
+    style: Style,
+    options: PlanOptions,
+    start_sec: float,
+    total_frames: int,
+) -> otio.schema.Timeline:
+    """The edit as an OpenTimelineIO timeline, with everything the renderer needs."""
+    fps = options.fps
+    timeline = otio.schema.Timeline(name="Montage AI")
+    timeline.global_start_time = otio.opentime.RationalTime(0, fps)
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for position, segment in enumerate(segments):
+        if position > 0 and cuts[position - 1].kind != "cut":
+            video.append(_transition(cuts[position - 1], fps))
+        video.append(_clip(segment, sources[segment.source_index], fps, position))
+    timeline.tracks.append(video)
+    timeline.tracks.append(_music_track(music, start_sec, total_frames, fps))
+    _add_beat_markers(timeline, music, start_sec, total_frames, fps)
+    timeline.metadata[META] = _timeline_metadata(music, style, options, start_sec, total_frames)
+    return timeline
+
+
+def _clip(segment: Segment, source: Source, fps: int, position: int) -> otio.schema.Clip:
+    info = source.info
+    rate = float(info.fps_fraction)
+    reference = otio.schema.ExternalReference(
+        target_url=info.path,
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate),
+            otio.opentime.RationalTime(round(info.duration_sec * rate), rate),
+        ),
+    )
+    reference.metadata[META] = {
+        "start_sec": info.start_sec,
+        "fps": list(info.fps),
+        "width": info.width,
+        "height": info.height,
+        "sample_aspect": list(info.sample_aspect),
+        "rotation": info.rotation,
+        "duration_sec": info.duration_sec,
+    }
+    in_frame = round(segment.in_sec * info.fps_fraction)
+    clip = otio.schema.Clip(
+        name=f"{os.path.basename(info.path)} #{position + 1}",
+        media_reference=reference,
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(in_frame, rate),
+            otio.opentime.RationalTime(segment.length_frames, fps),
+        ),
+    )
+    clip.metadata[META] = {
+        "in_sec": segment.in_sec,
+        "section": segment.section,
+        "beat_index": segment.beat_index,
+        "shot_index": segment.shot_index,
+    }
+    return clip
+
+
+def _transition(cut: Cut, fps: int) -> otio.schema.Transition:
+    kind = (
+        otio.schema.TransitionTypes.SMPTE_Dissolve
+        if cut.kind == "crossfade"
+        else otio.schema.TransitionTypes.Custom
+    )
+    transition = otio.schema.Transition(
+        name=cut.kind,
+        transition_type=kind,
+        in_offset=otio.opentime.RationalTime(cut.frames_before, fps),
+        out_offset=otio.opentime.RationalTime(cut.frames_after, fps),
+    )
+    transition.metadata[META] = {"kind": cut.kind}
+    return transition
+
+
+def _music_track(
+    music: MusicAnalysis, start_sec: float, total_frames: int, fps: int
+) -> otio.schema.Track:
+    track = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    rate = float(music.sample_rate)
+    reference = otio.schema.ExternalReference(
+        target_url=os.path.abspath(music.path),
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate),
+            otio.opentime.RationalTime(round(music.duration_sec * rate), rate),
+        ),
+    )
+    song = otio.schema.Clip(
+        name=os.path.basename(music.path),
+        media_reference=reference,
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(round(start_sec * rate), rate),
+            otio.opentime.RationalTime(total_frames, fps),
+        ),
+    )
+    full_song = abs(start_sec + total_frames / fps - music.duration_sec) < 1 / fps
+    song.metadata[META] = {"fade_out_sec": 0.0 if full_song else FADE_OUT_SEC}
+    track.append(song)
+    return track
+
+
+def _add_beat_markers(
+    timeline: otio.schema.Timeline,
+    music: MusicAnalysis,
+    start_sec: float,
+    total_frames: int,
+    fps: int,
+) -> None:
+    downbeats = set(music.downbeats_sec)
+    for number, beat_sec in enumerate(music.beats_sec):
+        frame = round((beat_sec - start_sec) * fps)
+        if not 0 <= frame < total_frames:
+            continue
+        is_downbeat = beat_sec in downbeats
+        marker = otio.schema.Marker(
+            name=f"{'downbeat' if is_downbeat else 'beat'} {number}",
+            marked_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(frame, fps), otio.opentime.RationalTime(0, fps)
+            ),
+            color=otio.schema.MarkerColor.RED if is_downbeat else otio.schema.MarkerColor.GREEN,
+        )
+        marker.metadata[META] = {"beat": number, "downbeat": is_downbeat, "sec": beat_sec}
+        timeline.tracks.markers.append(marker)
+
+
+def _timeline_metadata(
+    music: MusicAnalysis,
+    style: Style,
+    options: PlanOptions,
+    start_sec: float,
+    total_frames: int,
+) -> dict[str, Any]:
+    return {
+        "engine_version": __version__,
+        "seed": options.seed,
+        "style": style.name,
+        "prompt": options.prompt,
+        "prompt_changes": list(style.changes),
+        "fps": options.fps,
+        "width": options.size[0],
+        "height": options.size[1],
+        "aspect": options.aspect,
+        "fit": options.fit,
+        "quality": options.quality,
+        "grade": style.to_dict()["grade"],
+        "total_frames": total_frames,
+        "music": {
+            "path": os.path.abspath(music.path),
+            "start_sec": start_sec,
+            "tempo_bpm": music.tempo_bpm,
+        },
+    }
+
+
+def plan_montage(
+    sources: list[Source],
+    music: MusicAnalysis,
+    style: Style,
+    options: PlanOptions,
+) -> otio.schema.Timeline:
+    """From analysed sources and song to the timeline, deterministically for a seed."""
+    rng = random.Random(options.seed)
+    start_sec, total_frames = music_window(music, options.fps, options.duration_sec)
+    segments = plan_cuts(music, style, start_sec, total_frames, options.fps, rng)
+    cuts = plan_transitions(segments, music, style, options.fps, start_sec)
+    choose_shots(segments, cuts, sources, style, options.fps, rng)
+    log.info("Planned %d shots over %d frames", len(segments), total_frames)
+    return build_timeline(
+        segments, cuts, sources, music, style, options, start_sec, total_frames
+    )

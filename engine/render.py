@@ -1,0 +1,493 @@
+"""Render the timeline frame by frame with PyAV: decode, transform, grade, encode.
+
+Memory stays bounded: at most two sources are open at once (during a transition),
+and only their current frames are held. The MP4 is written to a hidden temporary
+file beside the output and renamed into place only when it is complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import opentimelineio as otio
+
+from engine.errors import DiskFullError, MediaError, OutputError, RenderError
+from engine.frames import FrameTransform, SourceReader
+from engine.plan import META
+
+log = logging.getLogger(__name__)
+
+AUDIO_RATE = 48000
+AUDIO_BITRATE = 192_000
+QUALITY_SETTINGS = {
+    "preview": {"preset": "ultrafast", "crf": "28"},
+    "final": {"preset": "veryfast", "crf": "20"},
+}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# Limited-range YUV values of black and white.
+BLACK_YUV = (16, 128, 128)
+WHITE_YUV = (235, 128, 128)
+
+ProgressCallback = Callable[[float, float | None], None]
+
+
+@dataclass
+class ClipPlacement:
+    """One timeline clip, resolved into output frames and source seconds."""
+
+    path: str
+    record_start: int
+    record_end: int
+    source_in_sec: float
+    rate: Fraction
+    start_sec: float
+    rotation: int
+    sample_aspect: tuple[int, int]
+    reach_before: int = 0
+    reach_after: int = 0
+
+    def source_sec(self, frame: int, fps: int) -> float:
+        """The stream time shown at output frame `frame` (may lie in a handle)."""
+        return self.start_sec + self.source_in_sec + (frame - self.record_start) / fps
+
+
+@dataclass
+class Join:
+    """A transition between placements[index] and placements[index + 1]."""
+
+    index: int
+    frame: int
+    kind: str
+    before: int
+    after: int
+
+
+def read_placements(timeline: otio.schema.Timeline) -> tuple[list[ClipPlacement], list[Join]]:
+    """Resolve the video track into placements and joins, in output frames."""
+    fps = int(timeline.metadata[META]["fps"])
+    track = timeline.video_tracks()[0]
+    placements: list[ClipPlacement] = []
+    joins: list[Join] = []
+    pending: otio.schema.Transition | None = None
+    record = 0
+    for item in track:
+        if isinstance(item, otio.schema.Transition):
+            pending = item
+            continue
+        if not isinstance(item, otio.schema.Clip):
+            record += round(item.duration().rescaled_to(fps).value)
+            continue
+        placement = _placement(item, record, fps)
+        if pending is not None and placements:
+            join = _join(pending, len(placements) - 1, record, fps)
+            joins.append(join)
+            placements[-1].reach_after = join.after
+            placement.reach_before = join.before
+            pending = None
+        placements.append(placement)
+        record = placement.record_end
+    return placements, joins
+
+
+def _placement(clip: otio.schema.Clip, record: int, fps: int) -> ClipPlacement:
+    reference = clip.media_reference
+    facts = reference.metadata[META]
+    rate = Fraction(*facts["fps"])
+    source_range = clip.source_range
+    offset = source_range.start_time - reference.available_range.start_time
+    in_frames = offset.rescaled_to(float(rate)).value
+    length = round(source_range.duration.rescaled_to(fps).value)
+    return ClipPlacement(
+        path=reference.target_url,
+        record_start=record,
+        record_end=record + length,
+        source_in_sec=float(Fraction(round(in_frames)) / rate),
+        rate=rate,
+        start_sec=float(facts["start_sec"]),
+        rotation=int(facts["rotation"]),
+        sample_aspect=tuple(facts["sample_aspect"]),  # type: ignore[arg-type]
+    )
+
+
+def _join(transition: otio.schema.Transition, index: int, frame: int, fps: int) -> Join:
+    kind = transition.metadata.get(META, {}).get("kind", "crossfade")
+    before = round(transition.in_offset.rescaled_to(fps).value)
+    after = round(transition.out_offset.rescaled_to(fps).value)
+    return Join(index, frame, kind, before, after)
+
+
+def render_timeline(
+    timeline: otio.schema.Timeline,
+    output: Path,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Render to `output` (MP4, H.264 + AAC) through a temporary file.
+
+    Raises:
+        OutputError: the output folder cannot be written.
+        DiskFullError: the disk filled up (or the file-size limit was reached).
+        RenderError: a source failed to decode or the encoder failed.
+    """
+    output = Path(output)
+    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    _check_writable(output)
+    try:
+        with _open_output(temp) as container:
+            _encode_all(timeline, container, progress)
+        os.replace(temp, output)
+    except OSError as error:
+        _remove(temp)
+        if error.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(
+                f"The disk holding {output.parent} is full (or a file size limit "
+                "was reached) while writing the video. Free some space or choose "
+                "another output folder, then render again.",
+                str(output),
+            ) from error
+        raise OutputError(
+            f"Could not write {output}: {error.strerror or error}. Choose another "
+            "output folder.",
+            str(output),
+        ) from error
+    except BaseException:
+        _remove(temp)
+        raise
+    return output
+
+
+def _check_writable(output: Path) -> None:
+    folder = output.parent
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as error:
+            raise OutputError(
+                f"Could not create the output folder {folder}: {error.strerror}. "
+                "Choose another output folder.",
+                str(output),
+            ) from error
+    if not os.access(folder, os.W_OK):
+        raise OutputError(
+            f"The output folder {folder} is read-only. Choose another output folder.",
+            str(output),
+        )
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("Could not remove the temporary file %s: %s", path, error)
+
+
+class _OutputContainer:
+    """An MP4 with one H.264 and one AAC stream; closes (finishes) on exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.container = av.open(
+            str(path), "w", format="mp4", options={"movflags": "+faststart"}
+        )
+
+    def __enter__(self) -> Any:
+        return self.container
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.container.close()
+
+
+def _open_output(path: Path) -> _OutputContainer:
+    return _OutputContainer(path)
+
+
+def _encode_all(
+    timeline: otio.schema.Timeline, container: Any, progress: ProgressCallback | None
+) -> None:
+    meta = timeline.metadata[META]
+    fps, width, height = int(meta["fps"]), int(meta["width"]), int(meta["height"])
+    total_frames = int(meta["total_frames"])
+    video = _add_video_stream(container, fps, width, height, meta["quality"])
+    audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+    audio.bit_rate = AUDIO_BITRATE
+    music = timeline.audio_tracks()[0][0]
+    audio_frames = music_frames(
+        music.media_reference.target_url,
+        start_sec=float(meta["music"]["start_sec"]),
+        duration_sec=total_frames / fps,
+        fade_out_sec=float(music.metadata[META]["fade_out_sec"]),
+    )
+    transform = FrameTransform(
+        width, height, meta["fit"], meta["grade"], fps=fps
+    )
+    placements, joins = read_placements(timeline)
+    clock = _Eta(total_frames)
+    audio_samples = 0
+    for number, frame in enumerate(
+        compose_frames(placements, joins, transform, fps, total_frames)
+    ):
+        frame.pts = number
+        frame.time_base = Fraction(1, fps)
+        frame.pict_type = av.video.frame.PictureType.NONE
+        container.mux(video.encode(frame))
+        audio_samples = _encode_audio_until(
+            container, audio, audio_frames, audio_samples, (number + 1) * AUDIO_RATE // fps
+        )
+        if progress is not None and (number % 10 == 0 or number == total_frames - 1):
+            progress((number + 1) / total_frames, clock.remaining_sec(number + 1))
+    container.mux(video.encode(None))
+    _encode_audio_until(container, audio, audio_frames, audio_samples, None)
+    container.mux(audio.encode(None))
+
+
+def _add_video_stream(container: Any, fps: int, width: int, height: int, quality: str) -> Any:
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = Fraction(1, fps)
+    stream.options = dict(QUALITY_SETTINGS[quality])
+    return stream
+
+
+class _Eta:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+
+    def remaining_sec(self, done: int) -> float | None:
+        elapsed = time.monotonic() - self.started
+        if done < 5 or elapsed < 0.5:
+            return None
+        return elapsed / done * (self.total - done)
+
+
+def compose_frames(
+    placements: list[ClipPlacement],
+    joins: list[Join],
+    transform: FrameTransform,
+    fps: int,
+    total_frames: int,
+) -> Iterator[av.VideoFrame]:
+    """Yield every output frame in order; readers open and close as clips pass."""
+    readers: dict[int, SourceReader] = {}
+    join_at = {join.index: join for join in joins}
+    current = 0
+    try:
+        for number in range(total_frames):
+            while current + 1 < len(placements) and number >= placements[current].record_end:
+                current += 1
+            for index in [i for i in readers if i < current]:
+                # Kept open until its transition handle has been shown.
+                if number >= placements[index].record_end + placements[index].reach_after:
+                    _close(readers, index)
+            yield _frame_at(number, current, placements, join_at, readers, transform, fps)
+    finally:
+        for index in list(readers):
+            _close(readers, index)
+
+
+def _frame_at(
+    number: int,
+    current: int,
+    placements: list[ClipPlacement],
+    join_at: dict[int, Join],
+    readers: dict[int, SourceReader],
+    transform: FrameTransform,
+    fps: int,
+) -> av.VideoFrame:
+    frame = _source_frame(current, number, placements, readers, transform, fps)
+    incoming = join_at.get(current)
+    if incoming is not None and number >= incoming.frame - incoming.before:
+        # The next clip's transition has begun before this clip's last frame.
+        return _blend(incoming, number, frame, current + 1, placements, readers, transform, fps)
+    outgoing = join_at.get(current - 1)
+    if outgoing is not None and number < outgoing.frame + outgoing.after:
+        return _blend(outgoing, number, None, current, placements, readers, transform, fps,
+                      incoming_frame=frame)  # fmt: skip
+    return frame
+
+
+def _blend(
+    join: Join,
+    number: int,
+    outgoing_frame: av.VideoFrame | None,
+    other: int,
+    placements: list[ClipPlacement],
+    readers: dict[int, SourceReader],
+    transform: FrameTransform,
+    fps: int,
+    incoming_frame: av.VideoFrame | None = None,
+) -> av.VideoFrame:
+    """One frame inside a transition window around join.frame."""
+    start = join.frame - join.before
+    if join.kind == "crossfade":
+        if outgoing_frame is None:
+            outgoing_frame = _source_frame(other - 1, number, placements, readers, transform, fps)
+        if incoming_frame is None:
+            incoming_frame = _source_frame(other, number, placements, readers, transform, fps)
+        weight = (number - start + 0.5) / (join.before + join.after)
+        return _mix(outgoing_frame, incoming_frame, weight)
+    color = BLACK_YUV if join.kind == "dip_black" else WHITE_YUV
+    if number < join.frame:
+        assert outgoing_frame is not None
+        weight = (number - start + 0.5) / max(1, join.before)
+        return _mix_color(outgoing_frame, color, weight)
+    assert incoming_frame is not None
+    weight = (number - join.frame + 0.5) / max(1, join.after)
+    return _mix_color(incoming_frame, color, 1.0 - weight)
+
+
+def _source_frame(
+    index: int,
+    number: int,
+    placements: list[ClipPlacement],
+    readers: dict[int, SourceReader],
+    transform: FrameTransform,
+    fps: int,
+) -> av.VideoFrame:
+    placement = placements[index]
+    reader = readers.get(index)
+    if reader is None:
+        reader = readers[index] = _open_reader(placement, transform)
+    return reader.frame_at(placement.source_sec(number, fps))
+
+
+def _open_reader(placement: ClipPlacement, transform: FrameTransform) -> SourceReader:
+    try:
+        return SourceReader(
+            placement.path,
+            transform,
+            rotation=placement.rotation,
+            sample_aspect=placement.sample_aspect,
+            rate=placement.rate,
+        )
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, OSError) as error:
+        raise RenderError(
+            f"{Path(placement.path).name}: could not be read for rendering ({error}). "
+            "Check that the file is still there and plays.",
+            placement.path,
+        ) from error
+
+
+def _close(readers: dict[int, SourceReader], index: int) -> None:
+    reader = readers.pop(index, None)
+    if reader is not None:
+        reader.close()
+
+
+def _mix(first: av.VideoFrame, second: av.VideoFrame, weight: float) -> av.VideoFrame:
+    a = first.to_ndarray().astype(np.float32)
+    b = second.to_ndarray().astype(np.float32)
+    mixed = a + (b - a) * min(1.0, max(0.0, weight))
+    return av.VideoFrame.from_ndarray(np.rint(mixed).astype(np.uint8), format="yuv420p")
+
+
+def _mix_color(frame: av.VideoFrame, color: tuple[int, int, int], weight: float) -> av.VideoFrame:
+    """Blend toward a flat colour; weight 1 is all colour."""
+    planes = frame.to_ndarray().astype(np.float32)
+    height = frame.height
+    target = np.empty_like(planes)
+    target[:height] = color[0]
+    # yuv420p arrays hold the U plane's rows, then the V plane's, under Y.
+    chroma = target[height:].reshape(-1)
+    chroma[: chroma.size // 2] = color[1]
+    chroma[chroma.size // 2 :] = color[2]
+    mixed = planes + (target - planes) * min(1.0, max(0.0, weight))
+    return av.VideoFrame.from_ndarray(np.rint(mixed).astype(np.uint8), format="yuv420p")
+
+
+def music_frames(
+    path: str, start_sec: float, duration_sec: float, fade_out_sec: float
+) -> Iterator[av.AudioFrame]:
+    """The song's samples from start_sec for duration_sec, 48 kHz stereo, faded.
+
+    Samples are placed by counting from the first decoded sample, the same way the
+    music analysis places them, so rendered beats sit where the analysis found them.
+    """
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+    skip = round(start_sec * AUDIO_RATE)
+    total = round(duration_sec * AUDIO_RATE)
+    fade_in = min(round(0.01 * AUDIO_RATE), total) if skip else 0
+    fade_out = min(round(fade_out_sec * AUDIO_RATE), total)
+    position = 0  # samples from the song's start
+    written = 0
+    for chunk in _decoded_audio(path, resampler):
+        count = chunk.shape[1]
+        chunk = chunk[:, max(0, skip - position) :]
+        position += count
+        chunk = chunk[:, : total - written]
+        if chunk.shape[1] == 0:
+            if written >= total:
+                break
+            continue
+        chunk = _apply_fades(chunk, written, total, fade_in, fade_out)
+        yield _audio_frame(chunk, written)
+        written += chunk.shape[1]
+    if written < total:
+        # The song is shorter than the picture: finish in silence.
+        silence = np.zeros((2, total - written), dtype=np.float32)
+        yield _audio_frame(silence, written)
+
+
+def _decoded_audio(path: str, resampler: av.AudioResampler) -> Iterator[np.ndarray]:
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue
+            for frame in frames:
+                for resampled in resampler.resample(frame):
+                    yield resampled.to_ndarray()
+        for resampled in resampler.resample(None):
+            yield resampled.to_ndarray()
+
+
+def _apply_fades(
+    chunk: np.ndarray, written: int, total: int, fade_in: int, fade_out: int
+) -> np.ndarray:
+    positions = np.arange(written, written + chunk.shape[1], dtype=np.float32)
+    gain = np.ones_like(positions)
+    if fade_in:
+        gain = np.minimum(gain, positions / fade_in)
+    if fade_out:
+        gain = np.minimum(gain, (total - positions) / fade_out)
+    return (chunk * np.clip(gain, 0.0, 1.0)).astype(np.float32)
+
+
+def _audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout="stereo")
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = pts
+    frame.time_base = Fraction(1, AUDIO_RATE)
+    return frame
+
+
+def _encode_audio_until(
+    container: Any,
+    stream: Any,
+    frames: Iterator[av.AudioFrame],
+    written: int,
+    until: int | None,
+) -> int:
+    """Encode audio up to sample `until` (None: to the end); returns samples done."""
+    while until is None or written < until:
+        frame = next(frames, None)
+        if frame is None:
+            break
+        container.mux(stream.encode(frame))
+        written += frame.samples
+    return written

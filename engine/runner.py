@@ -1,0 +1,100 @@
+"""The engine subprocess: one job file in, JSON-line events out, an exit code per
+error class. SIGTERM cancels: temporary files go, nothing looks finished."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from engine.errors import CancelledError, EngineError
+from engine.protocol import (
+    EXIT_CODES,
+    ErrorCode,
+    Event,
+    JobSpec,
+    JobSpecError,
+    make_failed,
+    make_started,
+)
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], None]
+
+
+def emit_line(event: Event) -> None:
+    """Write one event as one line and flush, so the app sees it at once."""
+    sys.stdout.write(event.to_line() + "\n")
+    sys.stdout.flush()
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise CancelledError("The render was cancelled.")
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(signal, "SIGXFSZ"):
+        # A file-size limit then fails the write with EFBIG, which we report.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=os.environ.get("MONTAGE_AI_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def fail(code: ErrorCode, message: str, emit: Emit = emit_line) -> int:
+    emit(make_failed(code, message))
+    return EXIT_CODES[code]
+
+
+def main(argv: list[str]) -> int:
+    configure_logging()
+    install_signal_handlers()
+    if len(argv) != 1:
+        return fail(ErrorCode.INVALID_JOB, "Usage: python -m engine JOB.json")
+    job_path = Path(argv[0])
+    try:
+        spec = JobSpec.from_json(job_path.read_text(encoding="utf-8"))
+    except (OSError, JobSpecError) as error:
+        return fail(ErrorCode.INVALID_JOB, f"{job_path}: {error}")
+    emit_line(make_started(os.getpid(), str(job_path)))
+    return run_spec(spec, emit_line)
+
+
+def run_spec(spec: JobSpec, emit: Emit) -> int:
+    """Run a job, turning every failure into a failed event and an exit status."""
+    from engine.job import run_job
+
+    try:
+        run_job(spec, emit)
+    except EngineError as error:
+        log.error("Job failed (%s): %s", error.code.value, error.message)
+        return fail(error.code, error.message, emit)
+    except MemoryError:
+        log.error("Job failed: out of memory")
+        return fail(
+            ErrorCode.OUT_OF_MEMORY,
+            "The render ran out of memory. Close other programs, choose preview "
+            "quality or a smaller output size, and try again.",
+            emit,
+        )
+    except Exception as error:
+        log.error("Job failed with an internal error:\n%s", traceback.format_exc())
+        return fail(
+            ErrorCode.INTERNAL,
+            f"Internal error ({type(error).__name__}: {error}). This is a bug in "
+            "Montage AI; the log has the details.",
+            emit,
+        )
+    return 0
