@@ -46,10 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--export", default="otio", help=f"comma list of {', '.join(EXPORT_FORMATS)}"
     )
-    render.add_argument("--json", action="store_true", help="print events as JSON lines")
+    render.add_argument(
+        "--json", action="store_true", help="print events as JSON lines"
+    )
     commands.add_parser("styles", help="list the styles")
     analyze = commands.add_parser("analyze", help="tempo, beats and downbeats as JSON")
     analyze.add_argument("song")
+    commands.add_parser(
+        "warm-up", help="compile the music analysis once, after install"
+    )
     return parser
 
 
@@ -73,7 +78,34 @@ def main(argv: list[str] | None = None) -> int:
         return list_styles(sys.stdout)
     if args.command == "analyze":
         return analyze_song(args.song, sys.stdout)
+    if args.command == "warm-up":
+        return warm_up()
     return render(args)
+
+
+def warm_up() -> int:
+    """Analyse a short generated beat so numba compiles into its cache now,
+    not during the first job."""
+    import tempfile
+    import wave
+
+    import numpy as np
+
+    from engine.music import analyze_music
+
+    rate = 22050
+    signal = np.zeros(rate * 8, dtype=np.float32)
+    for start in range(0, signal.size - 400, rate // 2):
+        signal[start : start + 400] = np.hanning(800)[400:] * 0.8
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/warm-up.wav"
+        with wave.open(path, "wb") as stream:
+            stream.setnchannels(1)
+            stream.setsampwidth(2)
+            stream.setframerate(rate)
+            stream.writeframes((signal * 32767).astype("<i2").tobytes())
+        analyze_music(path, use_cache=False)
+    return 0
 
 
 def list_styles(out: TextIO) -> int:
@@ -101,7 +133,11 @@ def analyze_song(path: str, out: TextIO) -> int:
         "beats_sec": [round(b, 4) for b in music.beats_sec],
         "downbeats_sec": [round(b, 4) for b in music.downbeats_sec],
         "sections": [
-            {"start_sec": round(s.start_sec, 2), "end_sec": round(s.end_sec, 2), "kind": s.kind}
+            {
+                "start_sec": round(s.start_sec, 2),
+                "end_sec": round(s.end_sec, 2),
+                "kind": s.kind,
+            }
             for s in music.sections
         ],
     }
@@ -171,7 +207,9 @@ class TerminalProgress:
         fraction = float(data.get("overall", data["fraction"]))
         filled = round(fraction * BAR_WIDTH)
         eta = data.get("eta_sec")
-        eta_text = f" ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else ""
+        eta_text = (
+            f" ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else ""
+        )
         line = (
             f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%} "
             f"{data['stage']}{eta_text}"

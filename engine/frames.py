@@ -62,7 +62,9 @@ class FrameTransform:
         chain += grade_filters(self.grade)
         return chain
 
-    def _scaled_size(self, display_width: float, display_height: float) -> tuple[int, int]:
+    def _scaled_size(
+        self, display_width: float, display_height: float
+    ) -> tuple[int, int]:
         pick = max if self.fit == "crop" else min
         factor = pick(self.width / display_width, self.height / display_height)
         width = _even(display_width * factor)
@@ -88,7 +90,9 @@ class FrameTransform:
             format=frame.format.name,
             time_base=time_base,
         )
-        for name, args in self.filters(frame.width, frame.height, rotation, sample_aspect):
+        for name, args in self.filters(
+            frame.width, frame.height, rotation, sample_aspect
+        ):
             filter_node = graph.add(name, args) if args else graph.add(name)
             node.link_to(filter_node)
             node = filter_node
@@ -98,7 +102,7 @@ class FrameTransform:
 
 
 def _even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
@@ -110,7 +114,14 @@ def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
     warmth = float(grade.get("warmth", 0.0))
     tint = float(grade.get("tint", 0.0))
     chain: list[tuple[str, str]] = []
-    neutral = (contrast, brightness, gamma, saturation, warmth, tint) == (1, 0, 1, 1, 0, 0)
+    neutral = (contrast, brightness, gamma, saturation, warmth, tint) == (
+        1,
+        0,
+        1,
+        1,
+        0,
+        0,
+    )
     if not neutral:
         # Values are limited-range 8-bit: luma 16..235, chroma 16..240 around 128.
         luma = (
@@ -148,10 +159,14 @@ class SourceReader:
         self.transform = transform
         self.rotation = rotation
         self.sample_aspect = sample_aspect
-        self.tolerance_sec = 0.25 / float(rate)
         self.container = av.open(path, metadata_errors="ignore")
         self.stream = _pick_video_stream(self.container)
         self.stream.thread_type = "AUTO"
+        # The frame on screen at t is the last one with a timestamp <= t; allow for
+        # timestamps rounded to the time base (milliseconds in Matroska).
+        self.tolerance_sec = min(
+            0.25 / float(rate), max(1e-4, 1.01 * float(self.stream.time_base))
+        )
         self._frames: Iterator[av.VideoFrame] = iter(())
         self._current: av.VideoFrame | None = None
         self._next: av.VideoFrame | None = None
@@ -172,7 +187,9 @@ class SourceReader:
             or time_sec - current.time > SEEK_AHEAD_SEC
         ):
             self._seek(time_sec)
-        while self._next is not None and self._next.time <= time_sec + self.tolerance_sec:
+        while (
+            self._next is not None and self._next.time <= time_sec + self.tolerance_sec
+        ):
             self._current, self._next = self._next, next(self._frames, None)
         assert self._current is not None
         return self._shape(self._current)
@@ -202,7 +219,9 @@ class SourceReader:
         try:
             self.container.seek(offset, stream=self.stream, backward=True)
         except av.error.FFmpegError as error:
-            log.warning("Seek failed in %s (%s); decoding from the start", self.path, error)
+            log.warning(
+                "Seek failed in %s (%s); decoding from the start", self.path, error
+            )
             self.container.seek(0)
         for packet in self.container.demux(self.stream):
             try:

@@ -55,7 +55,9 @@ class StageReporter:
 
     def begin(self, stage: str, message: str) -> None:
         if self.stage:
-            log.info("Stage %s done in %.1f s", self.stage, time.monotonic() - self.started)
+            log.info(
+                "Stage %s done in %.1f s", self.stage, time.monotonic() - self.started
+            )
         self.stage = stage
         self.started = time.monotonic()
         self.emit(make_stage(stage, message))
@@ -98,7 +100,9 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     return event.data
 
 
-def probe_stage(spec: JobSpec, output: Path, reporter: StageReporter) -> list[MediaInfo]:
+def probe_stage(
+    spec: JobSpec, output: Path, reporter: StageReporter
+) -> list[MediaInfo]:
     paths = expand_inputs(spec.clips)
     reporter.begin("probe", f"Checking {len(paths)} clip(s)")
     if output in paths:
@@ -146,7 +150,9 @@ def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]
     sources = []
     for info in infos:
 
-        def clip_progress(fraction: float, base: float = done_sec, info: MediaInfo = info) -> None:
+        def clip_progress(
+            fraction: float, base: float = done_sec, info: MediaInfo = info
+        ) -> None:
             reporter.progress((base + fraction * info.duration_sec) / total_sec)
 
         try:
@@ -167,7 +173,9 @@ def style_stage(spec: JobSpec, reporter: StageReporter) -> Style:
     if spec.chronological:
         style.chronological = True
     if spec.prompt:
-        said = "; ".join(style.changes) or "nothing it recognised; the style is unchanged"
+        said = (
+            "; ".join(style.changes) or "nothing it recognised; the style is unchanged"
+        )
         reporter.emit(make_stage("plan", f"The prompt changed: {said}"))
     return style
 
@@ -208,7 +216,9 @@ def export_stage(
 
 def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
     """Write the .otio atomically, so a crash never leaves half a timeline."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    handle, temp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
+    )
     os.close(handle)
     try:
         otio.adapters.write_to_file(timeline, temp_name, adapter_name="otio_json")

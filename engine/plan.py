@@ -6,6 +6,7 @@ All times inside the plan are output frames unless a name says otherwise.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -17,7 +18,7 @@ from typing import Any
 import opentimelineio as otio
 
 from engine import __version__
-from engine.analysis import ClipAnalysis, Shot, shot_score
+from engine.analysis import ClipAnalysis, shot_score
 from engine.music import MusicAnalysis
 from engine.probe import MediaInfo
 from engine.styles import Style
@@ -29,6 +30,8 @@ FADE_OUT_SEC = 2.0
 SAME_SOURCE_PENALTY = 0.5
 USE_COUNT_PENALTY = 0.15
 SCORE_JITTER = 0.05
+# shot_index of a segment that runs across the shots of a clip.
+WHOLE_CLIP = -1
 
 
 @dataclass
@@ -87,7 +90,9 @@ class Usage:
     previous_source: int = -1
 
 
-def output_size(aspect: str, quality: str, size: tuple[int, int] | None) -> tuple[int, int]:
+def output_size(
+    aspect: str, quality: str, size: tuple[int, int] | None
+) -> tuple[int, int]:
     """The output frame size: as asked, else 1080p or 360p in the aspect's shape."""
     if size is not None:
         return (size[0] // 2 * 2, size[1] // 2 * 2)
@@ -96,7 +101,9 @@ def output_size(aspect: str, quality: str, size: tuple[int, int] | None) -> tupl
     return {"16:9": (long, short), "9:16": (short, long), "1:1": (short, short)}[aspect]
 
 
-def music_window(music: MusicAnalysis, fps: int, duration_sec: float | None) -> tuple[float, int]:
+def music_window(
+    music: MusicAnalysis, fps: int, duration_sec: float | None
+) -> tuple[float, int]:
     """Where the song starts and how many frames the montage lasts.
 
     The whole song by default. A shorter montage keeps its exact length and ends on a
@@ -172,17 +179,25 @@ def _next_cut_beat(
 
 
 def plan_transitions(
-    segments: list[Segment], music: MusicAnalysis, style: Style, fps: int, start_sec: float
+    segments: list[Segment],
+    music: MusicAnalysis,
+    style: Style,
+    fps: int,
+    start_sec: float,
 ) -> list[Cut]:
     """How each join is made; transitions are centred on the cut, which stays put."""
     beat_sec = 60.0 / music.tempo_bpm if music.tempo_bpm > 0 else 0.5
     downbeats = {round((b - start_sec) * fps) for b in music.downbeats_sec}
     cuts = []
-    for before, after in zip(segments, segments[1:], strict=False):
+    for before, after in itertools.pairwise(segments):
         rule = style.transitions[after.section]
         half = round(rule.beats * beat_sec * fps / 2)
         half = min(half, before.length_frames // 2, after.length_frames // 2)
-        if style.downbeat_flash and after.section == "peak" and after.start_frame in downbeats:
+        if (
+            style.downbeat_flash
+            and after.section == "peak"
+            and after.start_frame in downbeats
+        ):
             flash = min(max(2, round(fps * 0.2)), after.length_frames // 2)
             cuts.append(Cut(after.start_frame, "flash", 0, flash))
         elif rule.kind == "cut" or half < 1:
@@ -223,7 +238,9 @@ def _fill_segment(
     usage: Usage,
 ) -> None:
     need_sec = (
-        segment.length_frames + segment.handle_before_frames + segment.handle_after_frames
+        segment.length_frames
+        + segment.handle_before_frames
+        + segment.handle_after_frames
     ) / fps
     candidates = [
         (source_index, shot_index)
@@ -232,19 +249,26 @@ def _fill_segment(
         if shot.end_sec - shot.start_sec >= need_sec
     ]
     if not candidates:
-        # No single shot is long enough: take the longest stretch of a whole clip.
-        source_index = max(range(len(sources)), key=lambda i: sources[i].info.duration_sec)
-        _place(segment, source_index, -1, sources[source_index], 0.0, need_sec, fps, rng)
-        usage.previous_source = source_index
-        return
+        # No single shot is long enough: run across shot boundaries of a whole clip,
+        # or, when no clip is that long, take the longest and hold its last frame.
+        longest = max(range(len(sources)), key=lambda i: sources[i].info.duration_sec)
+        candidates = [
+            (source_index, WHOLE_CLIP)
+            for source_index, source in enumerate(sources)
+            if source.info.duration_sec >= need_sec
+        ] or [(longest, WHOLE_CLIP)]
     least_used = min(usage.counts.get(c, 0) for c in candidates)
     fresh = [c for c in candidates if usage.counts.get(c, 0) == least_used]
     source_index, shot_index = max(
         fresh, key=lambda c: _candidate_score(c, sources, style, usage, rng)
     )
-    shot = sources[source_index].analysis.shots[shot_index]
-    _place(segment, source_index, shot_index, sources[source_index], shot.start_sec,
-           need_sec, fps, rng, shot.end_sec)  # fmt: skip
+    source = sources[source_index]
+    if shot_index == WHOLE_CLIP:
+        _place(segment, source_index, shot_index, source, 0.0, need_sec, fps, rng)
+    else:
+        shot = source.analysis.shots[shot_index]
+        _place(segment, source_index, shot_index, source, shot.start_sec, need_sec, fps,
+               rng, shot.end_sec)  # fmt: skip
     usage.counts[(source_index, shot_index)] = least_used + 1
     usage.per_source[source_index] = usage.per_source.get(source_index, 0) + 1
     usage.previous_source = source_index
@@ -258,8 +282,11 @@ def _candidate_score(
     rng: random.Random,
 ) -> float:
     source_index, shot_index = candidate
-    shot: Shot = sources[source_index].analysis.shots[shot_index]
-    score = shot_score(shot, style.score_weights)
+    shots = sources[source_index].analysis.shots
+    if shot_index == WHOLE_CLIP:
+        score = max(shot_score(shot, style.score_weights) for shot in shots)
+    else:
+        score = shot_score(shots[shot_index], style.score_weights)
     if source_index == usage.previous_source and len(sources) > 1:
         score -= SAME_SOURCE_PENALTY
     score -= USE_COUNT_PENALTY * usage.per_source.get(source_index, 0)
@@ -289,13 +316,17 @@ def _place(
     segment.in_sec = float(Fraction(max(in_frame, math.ceil(first * rate))) / rate)
 
 
-def _reorder_chronologically(segments: list[Segment], sources: list[Source], fps: int) -> None:
+def _reorder_chronologically(
+    segments: list[Segment], sources: list[Source], fps: int
+) -> None:
     """Keep the chosen shots but tell them in filming order, each placed to fit."""
     picks = sorted(
         ((s.source_index, s.shot_index, s.in_sec) for s in segments),
         key=lambda p: (_filmed_key(sources[p[0]]), p[2]),
     )
-    for segment, (source_index, shot_index, in_sec) in zip(segments, picks, strict=True):
+    for segment, (source_index, shot_index, in_sec) in zip(
+        segments, picks, strict=True
+    ):
         source = sources[source_index]
         need_sec = (
             segment.length_frames
@@ -343,11 +374,15 @@ def build_timeline(
     timeline.tracks.append(video)
     timeline.tracks.append(_music_track(music, start_sec, total_frames, fps))
     _add_beat_markers(timeline, music, start_sec, total_frames, fps)
-    timeline.metadata[META] = _timeline_metadata(music, style, options, start_sec, total_frames)
+    timeline.metadata[META] = _timeline_metadata(
+        music, style, options, start_sec, total_frames
+    )
     return timeline
 
 
-def _clip(segment: Segment, source: Source, fps: int, position: int) -> otio.schema.Clip:
+def _clip(
+    segment: Segment, source: Source, fps: int, position: int
+) -> otio.schema.Clip:
     info = source.info
     rate = float(info.fps_fraction)
     reference = otio.schema.ExternalReference(
@@ -442,11 +477,18 @@ def _add_beat_markers(
         marker = otio.schema.Marker(
             name=f"{'downbeat' if is_downbeat else 'beat'} {number}",
             marked_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(frame, fps), otio.opentime.RationalTime(0, fps)
+                otio.opentime.RationalTime(frame, fps),
+                otio.opentime.RationalTime(0, fps),
             ),
-            color=otio.schema.MarkerColor.RED if is_downbeat else otio.schema.MarkerColor.GREEN,
+            color=otio.schema.MarkerColor.RED
+            if is_downbeat
+            else otio.schema.MarkerColor.GREEN,
         )
-        marker.metadata[META] = {"beat": number, "downbeat": is_downbeat, "sec": beat_sec}
+        marker.metadata[META] = {
+            "beat": number,
+            "downbeat": is_downbeat,
+            "sec": beat_sec,
+        }
         timeline.tracks.markers.append(marker)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -264,7 +265,7 @@ def _is_variable_rate(container: Any, stream: Any, fps: Fraction) -> bool:
         return False
     # Packets arrive in decode order: the last few may leave holes when sorted.
     times = sorted(times)[: max(0, len(times) - 8)]
-    intervals = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
+    intervals = [b - a for a, b in itertools.pairwise(times) if b > a]
     if len(intervals) < 2:
         return False
     nominal = 1 / float(fps)
@@ -276,7 +277,7 @@ def _is_variable_rate(container: Any, stream: Any, fps: Fraction) -> bool:
 def _rotation(frame: Any) -> int:
     """Counterclockwise display rotation in degrees: 0, 90, 180 or 270."""
     try:
-        degrees = int(round(frame.rotation or 0))
+        degrees = round(frame.rotation or 0)
     except (AttributeError, TypeError, ValueError):
         return 0
     return (round(degrees / 90) * 90) % 360

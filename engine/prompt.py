@@ -45,7 +45,9 @@ def _named_style(text: str, style: Style) -> Style:
     for name in style_names():
         if name != style.name and _mentions(text, name.replace("_", " ")):
             named = load_style(name)
-            named.changes.append(f'"{name.replace("_", " ")}": uses the {named.label} style')
+            named.changes.append(
+                f'"{name.replace("_", " ")}": uses the {named.label} style'
+            )
             return named
     return style.copy()
 

@@ -72,7 +72,9 @@ class Join:
     after: int
 
 
-def read_placements(timeline: otio.schema.Timeline) -> tuple[list[ClipPlacement], list[Join]]:
+def read_placements(
+    timeline: otio.schema.Timeline,
+) -> tuple[list[ClipPlacement], list[Join]]:
     """Resolve the video track into placements and joins, in output frames."""
     fps = int(timeline.metadata[META]["fps"])
     track = timeline.video_tracks()[0]
@@ -227,9 +229,7 @@ def _encode_all(
         duration_sec=total_frames / fps,
         fade_out_sec=float(music.metadata[META]["fade_out_sec"]),
     )
-    transform = FrameTransform(
-        width, height, meta["fit"], meta["grade"], fps=fps
-    )
+    transform = FrameTransform(width, height, meta["fit"], meta["grade"], fps=fps)
     placements, joins = read_placements(timeline)
     clock = _Eta(total_frames)
     audio_samples = 0
@@ -241,7 +241,11 @@ def _encode_all(
         frame.pict_type = av.video.frame.PictureType.NONE
         container.mux(video.encode(frame))
         audio_samples = _encode_audio_until(
-            container, audio, audio_frames, audio_samples, (number + 1) * AUDIO_RATE // fps
+            container,
+            audio,
+            audio_frames,
+            audio_samples,
+            (number + 1) * AUDIO_RATE // fps,
         )
         if progress is not None and (number % 10 == 0 or number == total_frames - 1):
             progress((number + 1) / total_frames, clock.remaining_sec(number + 1))
@@ -250,7 +254,9 @@ def _encode_all(
     container.mux(audio.encode(None))
 
 
-def _add_video_stream(container: Any, fps: int, width: int, height: int, quality: str) -> Any:
+def _add_video_stream(
+    container: Any, fps: int, width: int, height: int, quality: str
+) -> Any:
     stream = container.add_stream("libx264", rate=fps)
     stream.width, stream.height = width, height
     stream.pix_fmt = "yuv420p"
@@ -284,13 +290,21 @@ def compose_frames(
     current = 0
     try:
         for number in range(total_frames):
-            while current + 1 < len(placements) and number >= placements[current].record_end:
+            while (
+                current + 1 < len(placements)
+                and number >= placements[current].record_end
+            ):
                 current += 1
             for index in [i for i in readers if i < current]:
                 # Kept open until its transition handle has been shown.
-                if number >= placements[index].record_end + placements[index].reach_after:
+                if (
+                    number
+                    >= placements[index].record_end + placements[index].reach_after
+                ):
                     _close(readers, index)
-            yield _frame_at(number, current, placements, join_at, readers, transform, fps)
+            yield _frame_at(
+                number, current, placements, join_at, readers, transform, fps
+            )
     finally:
         for index in list(readers):
             _close(readers, index)
@@ -309,7 +323,9 @@ def _frame_at(
     incoming = join_at.get(current)
     if incoming is not None and number >= incoming.frame - incoming.before:
         # The next clip's transition has begun before this clip's last frame.
-        return _blend(incoming, number, frame, current + 1, placements, readers, transform, fps)
+        return _blend(
+            incoming, number, frame, current + 1, placements, readers, transform, fps
+        )
     outgoing = join_at.get(current - 1)
     if outgoing is not None and number < outgoing.frame + outgoing.after:
         return _blend(outgoing, number, None, current, placements, readers, transform, fps,
@@ -332,9 +348,13 @@ def _blend(
     start = join.frame - join.before
     if join.kind == "crossfade":
         if outgoing_frame is None:
-            outgoing_frame = _source_frame(other - 1, number, placements, readers, transform, fps)
+            outgoing_frame = _source_frame(
+                other - 1, number, placements, readers, transform, fps
+            )
         if incoming_frame is None:
-            incoming_frame = _source_frame(other, number, placements, readers, transform, fps)
+            incoming_frame = _source_frame(
+                other, number, placements, readers, transform, fps
+            )
         weight = (number - start + 0.5) / (join.before + join.after)
         return _mix(outgoing_frame, incoming_frame, weight)
     color = BLACK_YUV if join.kind == "dip_black" else WHITE_YUV
@@ -394,7 +414,9 @@ def _mix(first: av.VideoFrame, second: av.VideoFrame, weight: float) -> av.Video
     return av.VideoFrame.from_ndarray(np.rint(mixed).astype(np.uint8), format="yuv420p")
 
 
-def _mix_color(frame: av.VideoFrame, color: tuple[int, int, int], weight: float) -> av.VideoFrame:
+def _mix_color(
+    frame: av.VideoFrame, color: tuple[int, int, int], weight: float
+) -> av.VideoFrame:
     """Blend toward a flat colour; weight 1 is all colour."""
     planes = frame.to_ndarray().astype(np.float32)
     height = frame.height
@@ -469,7 +491,9 @@ def _apply_fades(
 
 
 def _audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout="stereo")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples), format="fltp", layout="stereo"
+    )
     frame.sample_rate = AUDIO_RATE
     frame.pts = pts
     frame.time_base = Fraction(1, AUDIO_RATE)

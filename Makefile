@@ -1,0 +1,48 @@
+# Montage AI: `make run` sets up and runs the app (or, with no display, renders a
+# montage from real media); `make test` sets up and runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REAL_MEDIA ?= build/real-media
+DEMO_OUT ?= build/montage.mp4
+
+.PHONY: run test lint system-deps venv demo clean
+
+system-deps:
+	@bash packaging/system-deps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/montage-ai warm-up
+	@touch $@
+
+run: system-deps venv
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(BIN)/montage-ai-gui; \
+	else \
+		echo "No display: rendering a montage from real media instead."; \
+		$(MAKE) --no-print-directory demo; \
+	fi
+
+demo: system-deps venv
+	@[ -d "$(REAL_MEDIA)/video" ] || bash ../shared/media/fetch-real-media.sh "$(REAL_MEDIA)"
+	$(BIN)/montage-ai render "$(REAL_MEDIA)/video" --music "$(REAL_MEDIA)/music/Sean Hawk - In Rome.ogg" \
+		--duration 30 --seed 1 -o "$(DEMO_OUT)"
+	@echo "The montage is at $(abspath $(DEMO_OUT)), its timeline at $(abspath $(basename $(DEMO_OUT)).otio)"
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: system-deps venv lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Montage AI needs at run time: Qt's system libraries
+# (for the window, also offscreen), libvulkan1 and libomp5 (for the upscaler).
+# Does nothing when they are all there; uses sudo when not root.
+set -euo pipefail
+PACKAGES=(
+  libegl1 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0
+  libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
+  libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1
+  libvulkan1 libomp5
+)
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "system-deps: not a Debian-like system; install Qt 6's libraries, libvulkan1 and libomp5 yourself." >&2
+  exit 0
+fi
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "system-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
