@@ -1,0 +1,1 @@
+"""The desktop app: a Qt window that runs the engine as a subprocess."""

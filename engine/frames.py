@@ -38,6 +38,9 @@ class FrameTransform:
         self.fit = fit
         self.grade = grade
         self.fps = fps
+        # Configuring a graph costs ~0.1 s (lookup tables); its filters keep no
+        # state between frames, so one graph serves every clip of the same shape.
+        self._graphs: dict[tuple[Any, ...], av.filter.Graph] = {}
 
     def filters(
         self, width: int, height: int, rotation: int, sample_aspect: tuple[int, int]
@@ -79,15 +82,35 @@ class FrameTransform:
             return "crop", f"{self.width}:{self.height}:{x}:{y}"
         return "pad", f"{self.width}:{self.height}:{x}:{y}:black"
 
-    def build_graph(
-        self, frame: av.VideoFrame, rotation: int, sample_aspect: tuple[int, int],
+    def graph_for(
+        self,
+        frame: av.VideoFrame,
+        rotation: int,
+        sample_aspect: tuple[int, int],
         time_base: Fraction,
-    ) -> av.filter.Graph:  # fmt: skip
+    ) -> av.filter.Graph:
+        """A configured graph for frames of this shape, built once per shape."""
+        key = (frame.format.name, frame.width, frame.height, rotation, sample_aspect,
+               time_base)  # fmt: skip
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = self._build_graph(
+                frame, rotation, sample_aspect, time_base
+            )
+        return graph
+
+    def _build_graph(
+        self,
+        frame: av.VideoFrame,
+        rotation: int,
+        sample_aspect: tuple[int, int],
+        time_base: Fraction,
+    ) -> av.filter.Graph:
         graph = av.filter.Graph()
         node = graph.add_buffer(
             width=frame.width,
             height=frame.height,
-            format=frame.format.name,
+            format=frame.format,
             time_base=time_base,
         )
         for name, args in self.filters(
@@ -170,8 +193,6 @@ class SourceReader:
         self._frames: Iterator[av.VideoFrame] = iter(())
         self._current: av.VideoFrame | None = None
         self._next: av.VideoFrame | None = None
-        self._graph: av.filter.Graph | None = None
-        self._graph_key: tuple[str, int, int] | None = None
         self._shaped_for: av.VideoFrame | None = None
         self._shaped: av.VideoFrame | None = None
 
@@ -236,13 +257,11 @@ class SourceReader:
     def _shape(self, frame: av.VideoFrame) -> av.VideoFrame:
         if frame is self._shaped_for and self._shaped is not None:
             return self._shaped
-        key = (frame.format.name, frame.width, frame.height)
-        if self._graph is None or key != self._graph_key:
-            self._graph = self.transform.build_graph(
-                frame, self.rotation, self.sample_aspect, self.stream.time_base
-            )
-            self._graph_key = key
-        self._graph.push(frame)
-        shaped = self._graph.pull()
+        graph = self.transform.graph_for(
+            frame, self.rotation, self.sample_aspect, self.stream.time_base
+        )
+        graph.push(frame)
+        shaped = graph.pull()
+        assert isinstance(shaped, av.VideoFrame)
         self._shaped_for, self._shaped = frame, shaped
         return shaped

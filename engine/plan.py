@@ -138,12 +138,13 @@ def plan_cuts(
     start_frame, index = 0, -1
     while True:
         section = music.section_at(start_sec + start_frame / fps)
-        index = _next_cut_beat(
+        found = _next_cut_beat(
             beat_frames, downbeats, index, style, section, start_frame, min_frames, rng
         )
-        if index is None or total_frames - beat_frames[index] < min_frames:
+        if found is None or total_frames - beat_frames[found] < min_frames:
             segments.append(Segment(start_frame, total_frames, section, None))
             return segments
+        index = found
         segments.append(Segment(start_frame, beat_frames[index], section, index))
         start_frame = beat_frames[index]
 

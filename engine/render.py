@@ -117,7 +117,7 @@ def _placement(clip: otio.schema.Clip, record: int, fps: int) -> ClipPlacement:
         rate=rate,
         start_sec=float(facts["start_sec"]),
         rotation=int(facts["rotation"]),
-        sample_aspect=tuple(facts["sample_aspect"]),  # type: ignore[arg-type]
+        sample_aspect=(int(facts["sample_aspect"][0]), int(facts["sample_aspect"][1])),
     )
 
 

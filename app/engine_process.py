@@ -1,0 +1,339 @@
+"""Runs one engine job as a subprocess and turns its JSON-line events into signals.
+
+The engine is another process, so a crash, a hang or garbage on its stdout never
+takes the window down; cancel asks first (SIGTERM) and kills after a grace period.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from app.qt_compat import emit_signal
+from engine import protocol
+
+log = logging.getLogger(__name__)
+
+# Set in the environment of a frozen app's own executable to make it run the engine.
+ENGINE_ENV = "MONTAGE_AI_ENGINE"
+JOB_FILE_NAME = "job.json"
+STDERR_TAIL_LINES = 200
+KILL_AFTER_MS = 2000
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    """The program that runs a job; the job file's path is appended to `arguments`."""
+
+    program: str
+    arguments: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def default_engine_command() -> EngineCommand:
+    """`python -m engine`, or the frozen executable itself told to act as the engine."""
+    if getattr(sys, "frozen", False):
+        # NOTE: the frozen entry point must check ENGINE_ENV and run engine.runner
+        # instead of the window; that belongs to packaging/.
+        return EngineCommand(sys.executable, [], {ENGINE_ENV: "1"})
+    return EngineCommand(sys.executable, ["-m", "engine"])
+
+
+class LineBuffer:
+    """Splits a byte stream into complete lines, keeping a partial last line."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[str]:
+        self._pending += data
+        *complete, rest = self._pending.split(b"\n")
+        self._pending = bytearray(rest)
+        return [_decode(line) for line in complete]
+
+    def flush(self) -> list[str]:
+        """Whatever is left when the stream ends, as a last line."""
+        rest, self._pending = bytes(self._pending), bytearray()
+        return [_decode(rest)] if rest.strip() else []
+
+
+def _decode(line: bytes | bytearray) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r")
+
+
+class EngineProcess(QObject):
+    """One engine subprocess at a time, reported through past-tense signals.
+
+    Exactly one of render_finished or render_failed follows every start(), once
+    the process has exited; the engine's own finished or failed event is held
+    until then.
+    """
+
+    started = Signal()
+    stage_changed = Signal(str, str)
+    # overall fraction 0..1, and seconds left in the current stage or None
+    progress_changed = Signal(float, object)
+    warning_raised = Signal(str, str)
+    render_finished = Signal(dict, dict)
+    render_failed = Signal(str, str)
+
+    def __init__(
+        self,
+        command: EngineCommand | None = None,
+        parent: QObject | None = None,
+        kill_after_ms: int = KILL_AFTER_MS,
+    ) -> None:
+        super().__init__(parent)
+        self._command = command or default_engine_command()
+        self._process: QProcess | None = None
+        self._stdout = LineBuffer()
+        self._stderr = LineBuffer()
+        self._stderr_tail: collections.deque[str] = collections.deque(
+            maxlen=STDERR_TAIL_LINES
+        )
+        # The finished or failed event, held until the process has exited.
+        self._outcome: tuple[str, Any, Any] | None = None
+        self._cancelling = False
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.setInterval(kill_after_ms)
+        self._kill_timer.timeout.connect(self._kill_if_running)
+
+    # Public API
+
+    def is_running(self) -> bool:
+        return self._process is not None
+
+    def process_id(self) -> int | None:
+        """The engine's operating-system process id while it runs."""
+        return self._process.processId() if self._process is not None else None
+
+    def stderr_tail(self) -> str:
+        """The engine's last log lines (stderr), for showing next to an error."""
+        return "\n".join(self._stderr_tail)
+
+    def start(self, spec: protocol.JobSpec, job_dir: Path) -> Path:
+        """Write the job file into job_dir and start the engine on it.
+
+        Returns the job file's path. Raises RuntimeError if a render is running
+        and OSError if the job file cannot be written.
+        """
+        if self._process is not None:
+            raise RuntimeError("A render is already running; cancel it first.")
+        job_dir.mkdir(parents=True, exist_ok=True)
+        job_path = job_dir / JOB_FILE_NAME
+        job_path.write_text(spec.to_json(), encoding="utf-8")
+
+        self._reset()
+        self._process = self._make_process(job_path)
+        log.info("Starting the engine on %s", job_path)
+        self._process.start()
+        return job_path
+
+    def cancel(self) -> None:
+        """Ask the engine to stop (SIGTERM); kill it if it is still there later."""
+        if self._process is None or self._cancelling:
+            return
+        log.info("Cancelling the render")
+        self._cancelling = True
+        self._process.terminate()
+        self._kill_timer.start()
+
+    def shutdown(self, timeout_ms: int = KILL_AFTER_MS) -> None:
+        """Cancel and wait for the engine to exit: for closing the app."""
+        process = self._process
+        if process is None:
+            return
+        self.cancel()
+        if not process.waitForFinished(timeout_ms):
+            process.kill()
+            process.waitForFinished(1000)
+
+    # Process plumbing
+
+    def _reset(self) -> None:
+        self._stdout = LineBuffer()
+        self._stderr = LineBuffer()
+        self._stderr_tail.clear()
+        self._outcome = None
+        self._cancelling = False
+
+    def _make_process(self, job_path: Path) -> QProcess:
+        process = QProcess(self)
+        process.setProgram(self._command.program)
+        process.setArguments([*self._command.arguments, str(job_path)])
+        environment = QProcessEnvironment.systemEnvironment()
+        for name, value in self._command.environment.items():
+            environment.insert(name, value)
+        process.setProcessEnvironment(environment)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
+        return process
+
+    def _read_stdout(self) -> None:
+        if self._process is not None:
+            data = bytes(self._process.readAllStandardOutput().data())
+            for line in self._stdout.feed(data):
+                self._handle_line(line)
+
+    def _read_stderr(self) -> None:
+        if self._process is not None:
+            data = bytes(self._process.readAllStandardError().data())
+            self._keep_stderr(self._stderr.feed(data))
+
+    def _keep_stderr(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("engine| %s", line)
+            self._stderr_tail.append(line)
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        # Only a failed start goes without a finished signal; the rest end there.
+        if error != QProcess.ProcessError.FailedToStart or self._process is None:
+            return
+        reason = self._process.errorString()
+        self._end_process()
+        self._send_failed(
+            protocol.ErrorCode.INTERNAL,
+            f"The engine could not be started ({self._command.program}: {reason}). "
+            "Reinstall Montage AI.",
+        )
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        self._read_stdout()
+        self._read_stderr()
+        for line in self._stdout.flush():
+            self._handle_line(line)
+        self._keep_stderr(self._stderr.flush())
+        crashed = exit_status == QProcess.ExitStatus.CrashExit
+        log.info("Engine exited (%s %d)", "signal" if crashed else "status", exit_code)
+        self._end_process()
+
+        # The outcome is sent only now, so a handler may start the next render.
+        outcome, self._outcome = self._outcome, None
+        if outcome is not None and outcome[0] == "finished":
+            if exit_code != 0 or crashed:
+                log.warning("The engine finished the render, then exited %d", exit_code)
+            self._send_finished(*outcome[1:])
+        elif outcome is not None:
+            self._send_failed(*outcome[1:])
+        elif self._cancelling:
+            self._send_failed(protocol.ErrorCode.CANCELLED, "Cancelled")
+        else:
+            self._send_failed(*self._explain_exit(exit_code, crashed))
+
+    def _end_process(self) -> None:
+        self._kill_timer.stop()
+        if self._process is not None:
+            # A finished process has nothing more to say; keep it from the next.
+            self._process.blockSignals(True)
+            self._process.deleteLater()
+        self._process = None
+
+    def _kill_if_running(self) -> None:
+        if self._process is not None:
+            log.warning("The engine ignored the request to stop; killing it")
+            self._process.kill()
+
+    def _explain_exit(self, exit_code: int, crashed: bool) -> tuple[str, str]:
+        """An error code and a sentence for an exit that sent no failed event."""
+        code = protocol.ErrorCode.INTERNAL
+        advice = "Try again; if it happens again, please report it with the log file."
+        if crashed:
+            reason = f"killed by signal {exit_code}{_signal_name(exit_code)}"
+            if exit_code == signal.SIGKILL:
+                advice = (
+                    "The system may have run out of memory: close other programs "
+                    "or choose preview quality, and try again."
+                )
+        elif exit_code == 0:
+            reason = "it exited without finishing the render"
+        else:
+            reason = f"exit status {exit_code}"
+            code = protocol.error_code_for_exit(exit_code) or code
+        message = f"The engine stopped unexpectedly ({reason})."
+        last_line = next((line for line in reversed(self._stderr_tail) if line), "")
+        if last_line:
+            message += f' Its last log line was "{last_line.strip()}".'
+        message += f" {advice}"
+        return code, message
+
+    # Events
+
+    def _handle_line(self, line: str) -> None:
+        if not line.strip():
+            return
+        try:
+            event = protocol.parse_event(line)
+        except protocol.ProtocolError as error:
+            log.warning(
+                "Skipped a line from the engine that is not an event: %s", error
+            )
+            return
+        self._dispatch(event)
+
+    def _dispatch(self, event: protocol.Event) -> None:
+        data = event.data
+        kind = protocol.EventKind
+        if self._outcome is not None:
+            log.warning("Ignored a %s event after the outcome", event.kind.value)
+        elif event.kind is kind.STARTED:
+            emit_signal(self.started)
+        elif event.kind is kind.STAGE:
+            emit_signal(self.stage_changed, data["stage"], data["message"])
+        elif event.kind is kind.PROGRESS:
+            emit_signal(self.progress_changed, _overall(data), _eta_sec(data))
+        elif event.kind is kind.WARNING:
+            emit_signal(
+                self.warning_raised, data["message"], str(data.get("path") or "")
+            )
+        elif event.kind is kind.FINISHED:
+            self._outcome = ("finished", data["outputs"], data.get("summary") or {})
+        elif event.kind is kind.FAILED and self._cancelling:
+            log.info("The engine confirmed the cancel: %s", data["message"])
+        elif event.kind is kind.FAILED:
+            self._outcome = ("failed", data["code"], data["message"])
+
+    def _send_finished(self, outputs: dict, summary: dict) -> None:
+        log.info("Render finished: %s", outputs.get("video", outputs))
+        emit_signal(self.render_finished, dict(outputs), dict(summary))
+
+    def _send_failed(self, code: str, message: str) -> None:
+        if code == protocol.ErrorCode.CANCELLED:
+            log.info("Render cancelled")
+        else:
+            log.error("Render failed (%s): %s", code, message)
+        emit_signal(self.render_failed, str(code), message)
+
+
+def _overall(data: dict) -> float:
+    """The whole job's fraction; estimated from the stage if the engine omits it."""
+    overall = data.get("overall")
+    if isinstance(overall, (int, float)) and not isinstance(overall, bool):
+        return min(1.0, max(0.0, float(overall)))
+    stage = data["stage"]
+    if stage not in protocol.STAGES:
+        return 0.0
+    return (protocol.STAGES.index(stage) + data["fraction"]) / len(protocol.STAGES)
+
+
+def _eta_sec(data: dict) -> float | None:
+    eta_sec = data.get("eta_sec")
+    if isinstance(eta_sec, (int, float)) and not isinstance(eta_sec, bool):
+        return float(eta_sec)
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f", {signal.Signals(number).name}"
+    except ValueError:
+        return ""

@@ -1,0 +1,254 @@
+"""The job form: clips, song, style, prompt and options, read back as a JobSpec.
+
+It knows the engine only through protocol.JobSpec, so a render queue can take its
+jobs from here later.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.drop_widgets import ClipListWidget, SongLineEdit
+from app.style_catalog import DEFAULT_STYLE, load_style_choices
+from engine import protocol
+
+log = logging.getLogger(__name__)
+
+ASPECT_LABELS = {"16:9": "16:9 landscape", "9:16": "9:16 vertical", "1:1": "1:1 square"}
+QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
+VIDEO_FILTER = "Videos (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.mts *.m2ts *.mpg *.ogv)"
+AUDIO_FILTER = "Audio (*.mp3 *.m4a *.aac *.wav *.flac *.ogg *.opus)"
+MAX_SEED = 2**31 - 1
+_TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
+
+
+def default_output_dir() -> Path:
+    return Path(platformdirs.user_videos_dir()) / "Montage AI"
+
+
+def timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class JobFormWidget(QWidget):
+    """Clips on the left; song, style, prompt and options on the right."""
+
+    def __init__(
+        self, output_dir: Path | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._output_dir = output_dir or default_output_dir()
+        self._default_output = ""
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._build_clips_box(), 1)
+        layout.addWidget(self._build_settings_box(), 1)
+        self.refresh_default_output()
+
+    def _build_clips_box(self) -> QGroupBox:
+        box = QGroupBox("Clips")
+        self.clip_list = ClipListWidget(box)
+        self.clip_list.clips_changed.connect(self._update_clip_count)
+        self.add_clips_button = QPushButton("Add clips…")
+        self.add_clips_button.clicked.connect(self._choose_clips)
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_folder_button.clicked.connect(self._choose_folder)
+        self.remove_clips_button = QPushButton("Remove")
+        self.remove_clips_button.clicked.connect(self.clip_list.remove_selected)
+        self.clear_clips_button = QPushButton("Clear")
+        self.clear_clips_button.clicked.connect(self.clip_list.clear_clips)
+        self.clip_count_label = QLabel()
+
+        buttons = QHBoxLayout()
+        for button in (self.add_clips_button, self.add_folder_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.remove_clips_button)
+        buttons.addWidget(self.clear_clips_button)
+
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.clip_list, 1)
+        layout.addWidget(self.clip_count_label)
+        layout.addLayout(buttons)
+        self._update_clip_count()
+        return box
+
+    def _build_settings_box(self) -> QGroupBox:
+        box = QGroupBox("Song and style")
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+
+        self.song_edit = SongLineEdit(box)
+        self.choose_song_button = QPushButton("Choose song…")
+        self.choose_song_button.clicked.connect(self._choose_song)
+        form.addRow("Music", _row(self.song_edit, self.choose_song_button))
+
+        self.style_combo = QComboBox()
+        for choice in load_style_choices():
+            self.style_combo.addItem(choice.label, choice.name)
+            index = self.style_combo.count() - 1
+            self.style_combo.setItemData(index, choice.description, _TOOLTIP_ROLE)
+        self.style_description = QLabel()
+        self.style_description.setWordWrap(True)
+        self.style_description.setSizePolicy(
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
+        )
+        self.style_description.setEnabled(False)
+        self.style_combo.currentIndexChanged.connect(self._update_style_description)
+        self.style_combo.setCurrentIndex(
+            max(0, self.style_combo.findData(DEFAULT_STYLE))
+        )
+        self._update_style_description()
+        form.addRow("Style", self.style_combo)
+        form.addRow("", self.style_description)
+
+        self.prompt_edit = QLineEdit()
+        self.prompt_edit.setPlaceholderText(
+            "Optional, e.g. slow and dreamy, black and white"
+        )
+        form.addRow("Prompt", self.prompt_edit)
+        self._add_option_rows(form)
+        return box
+
+    def _add_option_rows(self, form: QFormLayout) -> None:
+        self.duration_spin = QSpinBox()
+        self.duration_spin.setRange(0, 7200)
+        self.duration_spin.setSuffix(" s")
+        self.duration_spin.setSpecialValueText("Whole song")
+        form.addRow("Duration", self.duration_spin)
+
+        self.aspect_combo = _choice_combo(ASPECT_LABELS)
+        form.addRow("Aspect", self.aspect_combo)
+        self.quality_combo = _choice_combo(QUALITY_LABELS)
+        self.quality_combo.setCurrentIndex(self.quality_combo.findData("final"))
+        form.addRow("Quality", self.quality_combo)
+
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setToolTip(
+            "The same seed with the same inputs gives the same edit."
+        )
+        self.shuffle_button = QPushButton("Shuffle")
+        self.shuffle_button.clicked.connect(self.shuffle_seed)
+        self.shuffle_seed()
+        form.addRow("Seed", _row(self.seed_spin, self.shuffle_button))
+
+        self.output_edit = QLineEdit()
+        self.output_edit.textEdited.connect(self._forget_default_output)
+        self.choose_output_button = QPushButton("Change…")
+        self.choose_output_button.clicked.connect(self._choose_output)
+        form.addRow("Save as", _row(self.output_edit, self.choose_output_button))
+
+    # Reading the form
+
+    def shuffle_seed(self) -> None:
+        self.seed_spin.setValue(secrets.randbelow(MAX_SEED + 1))
+
+    def build_job_spec(self) -> protocol.JobSpec:
+        """The form as a job; raises protocol.JobSpecError naming what is missing."""
+        duration_sec = self.duration_spin.value()
+        return protocol.JobSpec(
+            clips=self.clip_list.paths(),
+            music=self.song_edit.text().strip(),
+            output=self.output_edit.text().strip(),
+            style=self.style_combo.currentData() or DEFAULT_STYLE,
+            prompt=self.prompt_edit.text().strip(),
+            duration_sec=float(duration_sec) if duration_sec else None,
+            aspect=self.aspect_combo.currentData(),
+            quality=self.quality_combo.currentData(),
+            seed=self.seed_spin.value(),
+        )
+
+    def output_is_default(self) -> bool:
+        """True while the output is the generated name, untouched by the user."""
+        return self.output_edit.text() == self._default_output
+
+    def refresh_default_output(self) -> None:
+        """A new timestamped name, so the next render keeps the last one."""
+        self._default_output = str(self._output_dir / f"montage-{timestamp()}.mp4")
+        self.output_edit.setText(self._default_output)
+        self.output_edit.setToolTip(self._default_output)
+
+    # Helpers
+
+    def _update_clip_count(self) -> None:
+        count = self.clip_list.count()
+        self.clip_count_label.setText(
+            "No clips yet" if not count else f"{count} item{'s' if count != 1 else ''}"
+        )
+
+    def _update_style_description(self) -> None:
+        self.style_description.setText(
+            self.style_combo.currentData(_TOOLTIP_ROLE) or ""
+        )
+
+    def _forget_default_output(self) -> None:
+        self._default_output = ""
+
+    def _choose_clips(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(
+            self, "Add clips", "", f"{VIDEO_FILTER};;All files (*)"
+        )
+        self.clip_list.add_paths(Path(name) for name in names)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of clips")
+        if folder:
+            self.clip_list.add_paths([Path(folder)])
+
+    def _choose_song(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Choose a song", "", f"{AUDIO_FILTER};;All files (*)"
+        )
+        if name:
+            self.song_edit.setText(name)
+
+    def _choose_output(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Save the montage as", self.output_edit.text(), "MP4 video (*.mp4)"
+        )
+        if name:
+            self.output_edit.setText(name)
+            self._forget_default_output()
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    """Widgets side by side; a leading line edit takes the spare width."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    stretch_first = isinstance(widgets[0], QLineEdit)
+    for index, widget in enumerate(widgets):
+        layout.addWidget(widget, 1 if index == 0 and stretch_first else 0)
+    if stretch_first:
+        row.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    else:
+        layout.addStretch(1)
+    return row
+
+
+def _choice_combo(labels: dict[str, str]) -> QComboBox:
+    combo = QComboBox()
+    for value, label in labels.items():
+        combo.addItem(label, value)
+    return combo

@@ -1,0 +1,58 @@
+"""`montage-ai-gui`: set up logging to a rotating file, show the window, run Qt."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtWidgets import QApplication
+
+from app.main_window import APP_NAME, MainWindow
+
+log = logging.getLogger(__name__)
+
+LOG_FILE_NAME = "montage-ai.log"
+LOG_FILE_BYTES = 1_000_000
+LOG_FILE_BACKUPS = 3
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(log_dir: Path | None = None) -> Path:
+    """Log to a rotating file in the platform's log folder (and stderr if any)."""
+    log_dir = log_dir or Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / LOG_FILE_NAME
+    handlers: list[logging.Handler] = [
+        logging.handlers.RotatingFileHandler(
+            log_path,
+            maxBytes=LOG_FILE_BYTES,
+            backupCount=LOG_FILE_BACKUPS,
+            encoding="utf-8",
+        )
+    ]
+    # A GUI launch on Windows has no stderr at all.
+    if sys.stderr is not None:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers)
+    return log_path
+
+
+def main() -> int:
+    log_path = configure_logging()
+    app = QApplication(sys.argv)
+    app.setApplicationName("Montage AI")
+    app.setDesktopFileName("montage-ai")
+    log.info("Montage AI started; logging to %s", log_path)
+
+    window = MainWindow()
+    window.show()
+    status = app.exec()
+    log.info("Montage AI closed (status %d)", status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""App test fixtures: the stub engine, and checks that a test leaves nothing behind.
+
+A test fails if it logged an ERROR it did not expect, or left a thread or a child
+process running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import psutil
+import pytest
+from PySide6.QtCore import QThreadPool
+
+from app.engine_process import EngineCommand, EngineProcess
+
+HERE = Path(__file__).parent
+STUB_ENGINE = HERE / "stub_engine.py"
+FIXTURES = HERE / "fixtures"
+
+StubCommand = Callable[..., EngineCommand]
+
+
+@pytest.fixture
+def stub_command() -> StubCommand:
+    """stub_command("normal_run.jsonl", "--delay", "0.01") -> an EngineCommand."""
+
+    def make(stream: str, *options: str) -> EngineCommand:
+        return EngineCommand(
+            sys.executable, [str(STUB_ENGINE), *options, str(FIXTURES / stream)]
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_engine(qtbot) -> Iterator[Callable[..., EngineProcess]]:
+    """make_engine(command) -> an EngineProcess, shut down after the test."""
+    made: list[EngineProcess] = []
+
+    def make(command: EngineCommand, **options: int) -> EngineProcess:
+        process = EngineProcess(command, **options)
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.shutdown()
+
+
+@pytest.fixture
+def allowed_errors() -> list[str]:
+    """Substrings of ERROR log messages the test expects; append to allow one."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(
+    caplog: pytest.LogCaptureFixture, allowed_errors: list[str]
+) -> Iterator[None]:
+    threads_before = set(threading.enumerate())
+    yield
+    children = psutil.Process().children(recursive=True)
+    assert not children, f"child processes left running: {children}"
+    new_threads = set(threading.enumerate()) - threads_before
+    assert not new_threads, f"threads left running: {new_threads}"
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+    unexpected = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.levelno >= logging.ERROR
+        and not any(allowed in record.getMessage() for allowed in allowed_errors)
+    ]
+    assert not unexpected, f"unexpected errors logged: {unexpected}"
