@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import GeneratorType
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,16 @@ class SourceReader:
         self._shaped: av.VideoFrame | None = None
 
     def close(self) -> None:
+        # The decode generator refers back to this reader: close it to break the
+        # cycle, or each reader's decoder (tens of MB) waits for the cycle collector.
+        self._close_frames()
+        self._current = self._next = self._shaped_for = self._shaped = None
         self.container.close()
+
+    def _close_frames(self) -> None:
+        if isinstance(self._frames, GeneratorType):
+            self._frames.close()
+        self._frames = iter(())
 
     def frame_at(self, time_sec: float) -> av.VideoFrame:
         """The transformed frame on screen at stream time `time_sec`."""
@@ -219,6 +229,7 @@ class SourceReader:
         margin = 0.0
         while True:
             target = max(0.0, time_sec - margin)
+            self._close_frames()
             self._frames = self._decode_from(target)
             first = next(self._frames, None)
             if first is None and target > 0:

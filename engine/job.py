@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import secrets
 import tempfile
@@ -133,13 +134,26 @@ def _skip(reporter: StageReporter, error: MediaError) -> None:
 
 def music_stage(spec: JobSpec, reporter: StageReporter) -> MusicAnalysis:
     reporter.begin("music", f"Finding the beat of {Path(spec.music).name}")
-    music = analyze_music(Path(spec.music).expanduser(), progress=reporter.progress)
+    music = analyze_music_isolated(Path(spec.music).expanduser())
+    reporter.progress(1.0)
     log.info(
         "Music: %.1f BPM, %d beats, %d downbeats",
         music.tempo_bpm,
         len(music.beats_sec),
         len(music.downbeats_sec),
     )
+    return music
+
+
+def analyze_music_isolated(path: Path) -> MusicAnalysis:
+    """Analyse the song in a short-lived child process.
+
+    librosa and numba cost about 220 MB once imported, memory the render should not
+    carry: in a child it is returned to the system before rendering starts.
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        music: MusicAnalysis = pool.apply(analyze_music, (path,))
     return music
 
 
