@@ -72,7 +72,7 @@ def render_peak_mb(
     job = {
         "clips": [str(source)],
         "music": str(song),
-        "output": str(workdir / f"{name}.mp4"),
+        "output": str(workdir / f"{name}-montage.mp4"),
         "duration_sec": 20,
         "quality": "final",
         "seed": 1,
