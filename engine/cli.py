@@ -224,3 +224,7 @@ class TerminalProgress:
             self.last_line = ""
         self.out.write(text + "\n")
         self.out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

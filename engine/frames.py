@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from types import GeneratorType
 from fractions import Fraction
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
 import av

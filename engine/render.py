@@ -469,7 +469,8 @@ def _decoded_audio(path: str, resampler: av.AudioResampler) -> Iterator[np.ndarr
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError:
+            except (av.error.InvalidDataError, av.error.PermissionError):
+                # Damaged audio is dropped the same way the music analysis drops it.
                 continue
             for frame in frames:
                 for resampled in resampler.resample(frame):

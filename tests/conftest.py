@@ -6,9 +6,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import platformdirs
+import pytest
 
 from engine.paths import APP_NAME, CACHE_ENV
 
