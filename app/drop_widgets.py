@@ -37,6 +37,14 @@ def local_paths(mime: QMimeData) -> list[Path]:
     return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
 
 
+def accept_files(event: QDragEnterEvent | QDragMoveEvent) -> None:
+    """Take a drag that carries local files or folders; refuse any other."""
+    if local_paths(event.mimeData()):
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+
+
 class ClipListWidget(QListWidget):
     """The clips of the montage: files and folders, added by drop or dialog.
 
@@ -96,16 +104,10 @@ class ClipListWidget(QListWidget):
     # Drops land on the viewport, which hands them to these handlers.
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = local_paths(event.mimeData())
@@ -138,16 +140,10 @@ class SongLineEdit(QLineEdit):
         self.setPlaceholderText("Drop a song here, or choose one")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = local_paths(event.mimeData())
