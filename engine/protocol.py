@@ -155,6 +155,9 @@ class EventKind(enum.StrEnum):
     WARNING = "warning"
     FINISHED = "finished"
     FAILED = "failed"
+    # From `python -m engine.inspect`, which describes media for the window.
+    CLIP_INFO = "clip_info"
+    MUSIC_INFO = "music_info"
 
 
 @dataclass
@@ -182,6 +185,8 @@ _REQUIRED: dict[EventKind, dict[str, type | tuple[type, ...]]] = {
     EventKind.WARNING: {"code": str, "message": str},
     EventKind.FINISHED: {"outputs": dict},
     EventKind.FAILED: {"code": str, "message": str},
+    EventKind.CLIP_INFO: {"path": str, "ok": bool},
+    EventKind.MUSIC_INFO: {"path": str, "ok": bool},
 }
 
 
@@ -202,7 +207,8 @@ def parse_event(line: str) -> Event:
         raise ProtocolError(f"event without a time: {line[:80]!r}")
     for name, expected in _REQUIRED[kind].items():
         value = payload.get(name)
-        if not isinstance(value, expected) or isinstance(value, bool):
+        wrong_bool = isinstance(value, bool) and expected is not bool
+        if not isinstance(value, expected) or wrong_bool:
             raise ProtocolError(f"{kind.value} event without a valid {name!r}")
     if kind is EventKind.PROGRESS and not 0.0 <= payload["fraction"] <= 1.0:
         raise ProtocolError("progress fraction outside 0..1")
