@@ -165,11 +165,15 @@ def analyze_clip(
     content_hash = cache.content_hash(info.path)
     key = _cache_key(content_hash, keyframes_only)
     if use_cache:
-        cached = cache.load("clips", key)
+        # The same content may sit at another path than when it was analysed.
+        cached = cache.load(
+            "clips",
+            key,
+            lambda data: ClipAnalysis.from_dict(data | {"path": info.path}),
+        )
         if cached is not None:
             log.debug("Clip analysis of %s found in the cache", info.path)
-            # The same content may sit at another path than when it was analysed.
-            return ClipAnalysis.from_dict(cached | {"path": info.path})
+            return cached
 
     started = time.monotonic()
     features = _decode_features(info, keyframes_only, progress)

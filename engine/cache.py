@@ -7,12 +7,15 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.paths import cache_dir
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Files up to this size are hashed whole; larger ones by size and sampled chunks,
 # so a two-hour source costs a few reads, not a full pass over the disk.
@@ -38,27 +41,30 @@ def content_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load(kind: str, key: str) -> dict[str, Any] | None:
-    """The cached result for key, or None when absent or unreadable."""
-    path = cache_dir(kind) / f"{key}.json"
+def load(kind: str, key: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
+    """The cached result for key, parsed, or None when absent or unusable.
+
+    An entry that cannot be read or parsed (a damaged file, an older layout) is a
+    miss, never an error: the analysis simply runs again.
+    """
     try:
+        path = cache_dir(kind) / f"{key}.json"
         with path.open(encoding="utf-8") as stream:
-            data: dict[str, Any] = json.load(stream)
-            return data
+            return parse(json.load(stream))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as error:
-        log.warning("Ignoring unreadable cache entry %s: %s", path, error)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        log.warning("Ignoring an unusable %s cache entry %s: %s", kind, key, error)
         return None
 
 
 def store(kind: str, key: str, data: dict[str, Any]) -> None:
     """Write a result atomically; a cache that cannot be written is only logged."""
-    folder = cache_dir(kind)
     try:
+        folder = cache_dir(kind)
         handle, temp_name = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(data, stream)
         os.replace(temp_name, folder / f"{key}.json")
     except OSError as error:
-        log.warning("Could not write the %s cache in %s: %s", kind, folder, error)
+        log.warning("Could not write the %s cache: %s", kind, error)

@@ -6,7 +6,6 @@ import logging
 import multiprocessing
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,13 @@ from typing import Any
 import opentimelineio as otio
 
 from engine.analysis import analyze_clip
-from engine.errors import EngineError, InvalidJobError, MediaError, NoUsableClipsError
+from engine.errors import (
+    EngineError,
+    InvalidJobError,
+    MediaError,
+    NoUsableClipsError,
+    OutputError,
+)
 from engine.music import MusicAnalysis, analyze_music
 from engine.plan import PlanOptions, Source, output_size, plan_montage
 from engine.probe import MediaInfo, expand_inputs, probe_media
@@ -28,7 +33,7 @@ from engine.protocol import (
     make_stage,
     make_warning,
 )
-from engine.render import render_timeline
+from engine.render import check_output_folder, render_timeline
 from engine.styles import Style, load_style
 
 log = logging.getLogger(__name__)
@@ -87,14 +92,14 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     output = Path(spec.output).expanduser().absolute()
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     reporter = StageReporter(emit)
+    # Mistakes in the job are reported before any long analysis.
+    style = interpret_prompt(spec.prompt, load_style(spec.style))
+    check_output_folder(output)
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
-    style = style_stage(spec, reporter)
     timeline = plan_stage(spec, sources, music, style, seed, reporter)
-    reporter.begin("render", f"Rendering {output.name}")
-    render_timeline(timeline, output, reporter.progress)
-    outputs = export_stage(timeline, output, reporter)
+    outputs = render_stage(timeline, output, reporter)
     summary = _summary(timeline, seed, style, len(sources))
     event = make_finished(outputs, summary)
     emit(event)
@@ -106,12 +111,14 @@ def probe_stage(
 ) -> list[MediaInfo]:
     paths = expand_inputs(spec.clips)
     reporter.begin("probe", f"Checking {len(paths)} clip(s)")
-    if output in paths:
-        raise InvalidJobError(
-            f"The output {output} is also one of the clips; the engine never "
-            "overwrites a source. Choose another output name.",
-            str(output),
-        )
+    sources = [*paths, Path(spec.music).expanduser()]
+    for written in (output, timeline_path(output)):
+        if any(_same_file(written, source) for source in sources):
+            raise InvalidJobError(
+                f"Writing {written.name} would replace one of the clips or the song; "
+                "the engine never overwrites a source. Choose another output name.",
+                str(written),
+            )
     infos = []
     for number, path in enumerate(paths, start=1):
         try:
@@ -125,6 +132,20 @@ def probe_stage(
             "Add video files that play in a video player.",
         )
     return infos
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file, through symlinks and `..` alike."""
+    try:
+        if first.exists() and second.exists():
+            return os.path.samefile(first, second)
+        return first.resolve() == second.resolve()
+    except OSError:
+        return False
+
+
+def timeline_path(output: Path) -> Path:
+    return output.with_suffix(".otio")
 
 
 def _skip(reporter: StageReporter, error: MediaError) -> None:
@@ -182,18 +203,6 @@ def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]
     return sources
 
 
-def style_stage(spec: JobSpec, reporter: StageReporter) -> Style:
-    style = interpret_prompt(spec.prompt, load_style(spec.style))
-    if spec.chronological:
-        style.chronological = True
-    if spec.prompt:
-        said = (
-            "; ".join(style.changes) or "nothing it recognised; the style is unchanged"
-        )
-        reporter.emit(make_stage("plan", f"The prompt changed: {said}"))
-    return style
-
-
 def plan_stage(
     spec: JobSpec,
     sources: list[Source],
@@ -202,7 +211,16 @@ def plan_stage(
     seed: int,
     reporter: StageReporter,
 ) -> otio.schema.Timeline:
-    reporter.begin("plan", f"Planning the edit ({style.label}, seed {seed})")
+    message = f"Planning the edit ({style.label}, seed {seed})"
+    if spec.prompt:
+        said = (
+            "; ".join(style.changes) or "nothing it recognised; the style is unchanged"
+        )
+        message += f". The prompt changed: {said}"
+    reporter.begin("plan", message)
+    _warn_about_changed_options(spec, music, reporter)
+    if spec.chronological:
+        style.chronological = True
     options = PlanOptions(
         fps=spec.fps,
         size=output_size(spec.aspect, spec.quality, spec.size),
@@ -218,28 +236,83 @@ def plan_stage(
     return timeline
 
 
-def export_stage(
+def _warn_about_changed_options(
+    spec: JobSpec, music: MusicAnalysis, reporter: StageReporter
+) -> None:
+    """Say so when the job cannot be done exactly as asked."""
+    if spec.duration_sec is not None and spec.duration_sec > music.duration_sec + 0.05:
+        reporter.emit(
+            make_warning(
+                "duration",
+                f"The song lasts {music.duration_sec:.1f} s, less than the "
+                f"{spec.duration_sec:g} s asked: the montage ends with the song.",
+            )
+        )  # TODO(#5) offer to loop the song instead.
+    if spec.size is None:
+        return
+    width, height = spec.size
+    shape = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}[spec.aspect]
+    if abs(width / height - shape) > 0.01 * shape:
+        reporter.emit(
+            make_warning(
+                "size",
+                f"The size {width}x{height} is not {spec.aspect}: the size was used "
+                "and the aspect ignored.",
+            )
+        )
+    if width % 2 or height % 2:
+        reporter.emit(
+            make_warning(
+                "size",
+                f"H.264 needs even sizes: {width}x{height} became "
+                f"{width // 2 * 2}x{height // 2 * 2}.",
+            )
+        )
+
+
+def render_stage(
     timeline: otio.schema.Timeline, output: Path, reporter: StageReporter
 ) -> dict[str, str]:
-    reporter.begin("export", "Writing the timeline")
-    otio_path = output.with_suffix(".otio")
-    write_timeline(timeline, otio_path)
+    """Render the MP4, then put the timeline beside it.
+
+    The timeline is written to a temporary file first, so that a folder that takes
+    the video but not the timeline fails before the long render, and neither file
+    appears unless both are complete.
+    """
+    otio_path = timeline_path(output)
+    otio_temp = write_timeline(timeline, otio_path)
+    try:
+        reporter.begin("render", f"Rendering {output.name}")
+        render_timeline(timeline, output, reporter.progress)
+        reporter.begin("export", f"Writing the timeline {otio_path.name}")
+        try:
+            os.replace(otio_temp, otio_path)
+        except OSError as error:
+            output.unlink(missing_ok=True)
+            raise OutputError(
+                f"Could not write the timeline {otio_path}: {error.strerror}. "
+                "Choose another output name or folder.",
+                str(otio_path),
+            ) from error
+    finally:
+        otio_temp.unlink(missing_ok=True)
     reporter.progress(1.0)
     return {"video": str(output), "otio": str(otio_path)}
 
 
-def write_timeline(timeline: otio.schema.Timeline, path: Path) -> None:
-    """Write the .otio atomically, so a crash never leaves half a timeline."""
-    handle, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-    )
-    os.close(handle)
+def write_timeline(timeline: otio.schema.Timeline, path: Path) -> Path:
+    """Write the .otio to a hidden temporary file beside path; return that file."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        otio.adapters.write_to_file(timeline, temp_name, adapter_name="otio_json")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        otio.adapters.write_to_file(timeline, str(temp), adapter_name="otio_json")
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise OutputError(
+            f"Could not write the timeline beside {path.name} in {path.parent}: "
+            f"{error.strerror or error}. Choose another output folder.",
+            str(path),
+        ) from error
+    return temp
 
 
 def _summary(

@@ -234,8 +234,9 @@ def analyze_music(
     _check_file(path)
     content_hash = cache.content_hash(path)
     key = f"{content_hash}-v{ANALYSIS_VERSION}"
-    if use_cache and (cached := cache.load(CACHE_KIND, key)) is not None:
-        analysis = MusicAnalysis.from_dict(cached)
+    cached = cache.load(CACHE_KIND, key, MusicAnalysis.from_dict) if use_cache else None
+    if cached is not None:
+        analysis = cached
         analysis.path = str(path.absolute())
         report(1.0)
         return analysis

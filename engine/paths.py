@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -22,5 +23,11 @@ def cache_dir(kind: str) -> Path:
 
 
 def configure_numba_cache() -> None:
-    """Point numba's compiled-function cache at our cache, before librosa loads."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))
+    """Point numba's compiled-function cache at our cache, before librosa loads.
+
+    Without a usable cache folder numba keeps its own default; analysis still runs.
+    """
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    with contextlib.suppress(OSError):
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_dir("numba"))

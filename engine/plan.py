@@ -171,11 +171,12 @@ def _next_cut_beat(
     if style.variation and rng.random() < style.variation:
         beats = max(1, beats * 2 if rng.random() < 0.5 else beats // 2)
     target = index + beats
+    while target < len(beat_frames) and beat_frames[target] - start_frame < min_frames:
+        target += 1
+    # Snap last, so the minimum length cannot push a cut off its downbeat.
     if style.cut_on_downbeat and beats >= 4:
         while target < len(beat_frames) and beat_frames[target] not in downbeats:
             target += 1
-    while target < len(beat_frames) and beat_frames[target] - start_frame < min_frames:
-        target += 1
     return target if target < len(beat_frames) else None
 
 
@@ -258,8 +259,12 @@ def _fill_segment(
             for source_index, source in enumerate(sources)
             if source.info.duration_sec >= need_sec
         ] or [(longest, WHOLE_CLIP)]
-    least_used = min(usage.counts.get(c, 0) for c in candidates)
-    fresh = [c for c in candidates if usage.counts.get(c, 0) == least_used]
+    fresh = _least_used(candidates, usage)
+    if len(sources) > 1 and all(c[0] == usage.previous_source for c in fresh):
+        # Reusing another clip's shot early beats the same clip cut after cut.
+        others = [c for c in candidates if c[0] != usage.previous_source]
+        fresh = _least_used(others, usage) if others else fresh
+    least_used = usage.counts.get(fresh[0], 0)
     source_index, shot_index = max(
         fresh, key=lambda c: _candidate_score(c, sources, style, usage, rng)
     )
@@ -273,6 +278,13 @@ def _fill_segment(
     usage.counts[(source_index, shot_index)] = least_used + 1
     usage.per_source[source_index] = usage.per_source.get(source_index, 0) + 1
     usage.previous_source = source_index
+
+
+def _least_used(
+    candidates: list[tuple[int, int]], usage: Usage
+) -> list[tuple[int, int]]:
+    fewest = min(usage.counts.get(c, 0) for c in candidates)
+    return [c for c in candidates if usage.counts.get(c, 0) == fewest]
 
 
 def _candidate_score(
@@ -325,21 +337,40 @@ def _reorder_chronologically(
         ((s.source_index, s.shot_index, s.in_sec) for s in segments),
         key=lambda p: (_filmed_key(sources[p[0]]), p[2]),
     )
+    order = sorted(range(len(sources)), key=lambda i: _filmed_key(sources[i]))
+    # Where each source's last placed shot ended: time only moves forward.
+    cursor_sec: dict[int, float] = {}
     for segment, (source_index, shot_index, in_sec) in zip(
         segments, picks, strict=True
     ):
-        source = sources[source_index]
+        handle_sec = segment.handle_before_frames / fps
         need_sec = (
             segment.length_frames
             + segment.handle_before_frames
             + segment.handle_after_frames
         ) / fps
-        latest = max(0.0, source.info.duration_sec - need_sec)
-        start_sec = min(in_sec - segment.handle_before_frames / fps, latest)
+
+        def room(index: int, need_sec: float = need_sec) -> float:
+            return (
+                sources[index].info.duration_sec - need_sec - cursor_sec.get(index, 0.0)
+            )
+
+        if room(source_index) < 0:
+            # This clip is used up: go on with the next one filmed that has room.
+            later = (
+                order[order.index(source_index) :] + order[: order.index(source_index)]
+            )
+            fitting = [i for i in later if room(i) >= 0]
+            if fitting:
+                source_index, shot_index, in_sec = fitting[0], WHOLE_CLIP, 0.0
+        source = sources[source_index]
+        latest_sec = max(handle_sec, source.info.duration_sec - need_sec + handle_sec)
+        in_sec = max(in_sec, cursor_sec.get(source_index, 0.0) + handle_sec)
         rate = source.info.fps_fraction
-        in_frame = math.ceil((start_sec + segment.handle_before_frames / fps) * rate)
+        in_frame = math.ceil(min(in_sec, latest_sec) * rate)
         segment.source_index, segment.shot_index = source_index, shot_index
         segment.in_sec = float(Fraction(in_frame) / rate)
+        cursor_sec[source_index] = segment.in_sec + segment.length_frames / fps
 
 
 def _filmed_key(source: Source) -> tuple[str, str]:

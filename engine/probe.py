@@ -122,12 +122,17 @@ def probe_media(path: str | Path) -> MediaInfo:
         ) from error
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise MediaError(
-            f"{path.name}: could not be opened ({error}). Check that the file is "
+            f"{path.name}: could not be opened ({_reason(error)}). Check that the file is "
             "readable and plays in a video player.",
             str(path),
         ) from error
     with container:
         return _probe_container(path, container)
+
+
+def _reason(error: Exception) -> str:
+    """An FFmpeg or OS error in words, without its errno."""
+    return str(getattr(error, "strerror", None) or error)
 
 
 def _check_file(path: Path) -> None:
@@ -148,6 +153,13 @@ def _check_file(path: Path) -> None:
 
 
 def _probe_container(path: Path, container: Any) -> MediaInfo:
+    if _is_still_image(container):
+        raise MediaError(
+            f"{path.name}: is a still picture, not a video; still pictures are not "
+            "used in montages yet. Remove it from the clips, or make a short video "
+            "of it.",
+            str(path),
+        )  # TODO(#5) use a still as a shot with a slow push-in.
     stream = _pick_video_stream(container)
     if stream is None:
         raise MediaError(
@@ -191,6 +203,12 @@ def _probe_container(path: Path, container: Any) -> MediaInfo:
     return info
 
 
+def _is_still_image(container: Any) -> bool:
+    """Image demuxers (PNG, JPEG, WebP... by name or content) hold single pictures."""
+    name = container.format.name
+    return name == "image2" or name.endswith("_pipe")
+
+
 def _pick_video_stream(container: Any) -> Any:
     """The first video stream that is a picture sequence, not attached cover art."""
     for stream in container.streams.video:
@@ -212,7 +230,7 @@ def _first_frame(path: Path, container: Any, stream: Any) -> Any:
                 continue
     except av.error.FFmpegError as error:
         raise MediaError(
-            f"{path.name}: the video could not be decoded ({error}). The file may "
+            f"{path.name}: the video could not be decoded ({_reason(error)}). The file may "
             "be damaged or use a codec this build lacks; convert it or remove it.",
             str(path),
         ) from error

@@ -19,6 +19,7 @@ FITS = ("crop", "fit")
 QUALITIES = ("preview", "final")
 EXPORT_FORMATS = ("otio",)
 STAGES = ("probe", "music", "clips", "plan", "render", "export")
+OUTPUT_SUFFIXES = (".mp4", ".m4v")
 
 
 class ErrorCode(enum.StrEnum):
@@ -85,13 +86,24 @@ class JobSpec:
         self.validate()
 
     def validate(self) -> None:
-        """Raise JobSpecError naming the first field that is out of range."""
+        """Raise JobSpecError naming the first field of a wrong type or range."""
+        _check_types(self)
+        if self.version != PROTOCOL_VERSION:
+            raise JobSpecError(
+                f"The job file is of version {self.version}; this engine reads "
+                f"version {PROTOCOL_VERSION}. Create the job again in this version."
+            )
         if not self.clips:
             raise JobSpecError("The job names no clips: add at least one video.")
         if not self.music:
             raise JobSpecError("The job names no music: add a song.")
         if not self.output:
             raise JobSpecError("The job names no output file.")
+        if not self.output.lower().endswith(OUTPUT_SUFFIXES):
+            raise JobSpecError(
+                f"The output {self.output!r} must be an MP4 file: end its name "
+                "with .mp4."
+            )
         _check_choice("aspect", self.aspect, ASPECTS)
         _check_choice("fit", self.fit, FITS)
         _check_choice("quality", self.quality, QUALITIES)
@@ -121,7 +133,7 @@ class JobSpec:
         if unknown:
             raise JobSpecError(f"Unknown job field(s): {', '.join(unknown)}.")
         values = dict(data)
-        if values.get("size") is not None:
+        if isinstance(values.get("size"), list):
             values["size"] = tuple(values["size"])
         if isinstance(values.get("clips"), str):
             values["clips"] = [values["clips"]]
@@ -139,6 +151,46 @@ class JobSpec:
         if not isinstance(data, dict):
             raise JobSpecError("The job file must hold one JSON object.")
         return cls.from_dict(data)
+
+
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "music": ((str,), "a file path"),
+    "output": ((str,), "a file path"),
+    "style": ((str,), "a style name"),
+    "prompt": ((str,), "text"),
+    "duration_sec": ((int, float, type(None)), "a number of seconds or null"),
+    "aspect": ((str,), "16:9, 9:16 or 1:1"),
+    "fit": ((str,), "crop or fit"),
+    "fps": ((int,), "a whole number"),
+    "quality": ((str,), "preview or final"),
+    "seed": ((int, type(None)), "a whole number or null"),
+    "chronological": ((bool,), "true or false"),
+    "version": ((int,), "a whole number"),
+}
+
+
+def _check_types(spec: JobSpec) -> None:
+    for name, (types, wanted) in _FIELD_TYPES.items():
+        value = getattr(spec, name)
+        if not isinstance(value, types) or (
+            isinstance(value, bool) and bool not in types
+        ):
+            raise JobSpecError(
+                f"The job field {name!r} must be {wanted}, not {value!r}."
+            )
+    for name in ("clips", "export"):
+        value = getattr(spec, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise JobSpecError(f"The job field {name!r} must be a list of text.")
+    size = spec.size
+    if size is not None and not (
+        isinstance(size, tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
+        raise JobSpecError(
+            f"The job field 'size' must be [width, height], not {size!r}."
+        )
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

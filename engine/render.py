@@ -142,7 +142,7 @@ def render_timeline(
     """
     output = Path(output)
     temp = output.with_name(f".{output.name}.{os.getpid()}.part")
-    _check_writable(output)
+    check_output_folder(output)
     try:
         with _open_output(temp) as container:
             _encode_all(timeline, container, progress)
@@ -167,7 +167,8 @@ def render_timeline(
     return output
 
 
-def _check_writable(output: Path) -> None:
+def check_output_folder(output: Path) -> None:
+    """Create the output's folder if needed; raise OutputError if it is read-only."""
     folder = output.parent
     if not folder.is_dir():
         try:

@@ -18,7 +18,6 @@ from engine.protocol import (
     ErrorCode,
     Event,
     JobSpec,
-    JobSpecError,
     make_failed,
     make_started,
 )
@@ -40,6 +39,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C at a terminal cancels the same way.
+    signal.signal(signal.SIGINT, _on_sigterm)
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit then fails the write with EFBIG, which we report.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -66,7 +67,8 @@ def main(argv: list[str]) -> int:
     job_path = Path(argv[0])
     try:
         spec = JobSpec.from_json(job_path.read_text(encoding="utf-8"))
-    except (OSError, JobSpecError) as error:
+    except (OSError, ValueError) as error:
+        # ValueError covers JobSpecError and a file that is not UTF-8 text.
         return fail(ErrorCode.INVALID_JOB, f"{job_path}: {error}")
     emit_line(make_started(os.getpid(), str(job_path)))
     return run_spec(spec, emit_line)

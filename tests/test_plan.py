@@ -156,3 +156,48 @@ def test_prompt_changes_are_reported_in_words() -> None:
     assert style.beats_per_cut["peak"] == 2
     assert interpret_prompt("", load_style("mtv")).changes == []
     assert interpret_prompt("like hitchcock", load_style("mtv")).name == "hitchcock"
+
+
+def test_chronological_order_never_replays_footage(
+    sources: list[Source], song: MusicAnalysis
+) -> None:
+    style = load_style("dynamic")
+    style.chronological = True
+    # 15 s of the song, from 29 s of footage: it never has to run out.
+    timeline = plan_montage(sources, song, style, options(duration_sec=15))
+    ends: dict[str, float] = {}
+    for clip in timeline.video_tracks()[0].find_clips():
+        url = clip.media_reference.target_url
+        in_sec = clip.metadata["montage_ai"]["in_sec"]
+        assert in_sec >= ends.get(url, 0.0) - 1e-6, f"{clip.name} goes back in time"
+        ends[url] = in_sec + clip.duration().to_seconds()
+
+
+@pytest.mark.parametrize("name", ["minimalist", "documentary", "hitchcock"])
+def test_long_shots_cut_on_downbeats(
+    name: str, sources: list[Source], song: MusicAnalysis
+) -> None:
+    timeline = plan_montage(sources, song, load_style(name), options())
+    track = timeline.video_tracks()[0]
+    downbeat_frames = {round(d * FPS) for d in song.downbeats_sec}
+    clips = list(track.find_clips())
+    for clip in clips[1:]:
+        section = clip.metadata["montage_ai"]["section"]
+        previous = clips[clips.index(clip) - 1].metadata["montage_ai"]["section"]
+        if load_style(name).beats_per_cut[previous] >= 4:
+            start = round(track.range_of_child(clip).start_time.rescaled_to(FPS).value)
+            assert start in downbeat_frames, f"{clip.name} ({section}) off the downbeat"
+
+
+def test_no_clip_fills_three_cuts_in_a_row(
+    sources: list[Source], song: MusicAnalysis
+) -> None:
+    # Filming order (documentary) rightly tells one clip's shots together.
+    for name in [n for n in style_names() if not load_style(n).chronological]:
+        timeline = plan_montage(sources, song, load_style(name), options())
+        urls = [
+            c.media_reference.target_url
+            for c in timeline.video_tracks()[0].find_clips()
+        ]
+        runs = [urls[i : i + 3] for i in range(len(urls) - 2)]
+        assert all(len(set(run)) > 1 for run in runs), name

@@ -1,0 +1,108 @@
+"""A job never harms a source, and every malformed job fails as invalid_job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import cache
+from engine.music import analyze_music
+from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
+from tests.media import write_click_track, write_marker_clip
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("safety")
+    write_marker_clip(path / "a.mp4", frames=50, audio=True)
+    write_marker_clip(path / "b.mp4", frames=50)
+    (path / "sub").mkdir()
+    (path / "link.mp4").symlink_to(path / "b.mp4")
+    write_click_track(path / "song.wav", bpm=120, duration_sec=3.0)
+    return path
+
+
+def run(job: dict[str, Any] | bytes, folder: Path) -> tuple[int, list[Any]]:
+    job_path = folder / "job.json"
+    data = job if isinstance(job, bytes) else json.dumps(job).encode()
+    job_path.write_bytes(data)
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", str(job_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, [parse_event(line) for line in result.stdout.splitlines()]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("clips", "music", "output"),
+    [
+        (["a.mp4", "b.mp4"], "song.wav", "sub/../b.mp4"),
+        (["a.mp4", "link.mp4"], "song.wav", "b.mp4"),
+        (["b.mp4"], "a.mp4", "a.mp4"),
+    ],
+    ids=["dot-dot", "symlink", "the song"],
+)
+def test_output_that_is_a_source_is_refused(
+    folder: Path, clips: list[str], music: str, output: str
+) -> None:
+    before = {p.name: digest(p) for p in folder.glob("*.mp4") if not p.is_symlink()}
+    job = {
+        "clips": [str(folder / c) for c in clips],
+        "music": str(folder / music),
+        "output": str(folder / output),
+    }
+    status, events = run(job, folder)
+    assert status == EXIT_CODES[ErrorCode.INVALID_JOB]
+    assert "never overwrites a source" in events[-1].data["message"]
+    after = {p.name: digest(p) for p in folder.glob("*.mp4") if not p.is_symlink()}
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"size": [1280]}, {"size": 1280}, {"clips": [5]}, {"fps": 29.97},
+     {"seed": "abc"}, {"version": 2}, {"output": "x.otio"}, {"unknown": 1}],
+)  # fmt: skip
+def test_malformed_jobs_fail_as_invalid(folder: Path, change: dict[str, Any]) -> None:
+    job = {"clips": [str(folder / "a.mp4")], "music": str(folder / "song.wav"),
+           "output": str(folder / "out.mp4")} | change  # fmt: skip
+    status, events = run(job, folder)
+    assert status == EXIT_CODES[ErrorCode.INVALID_JOB]
+    assert [e.kind for e in events] == [EventKind.FAILED]
+
+
+def test_a_job_file_that_is_not_text_fails_as_invalid(folder: Path) -> None:
+    status, events = run(b"\xff\xfe\x00garbage", folder)
+    assert status == EXIT_CODES[ErrorCode.INVALID_JOB]
+    assert events[-1].data["code"] == "invalid_job"
+
+
+def test_a_timeline_that_cannot_be_written_leaves_no_video(folder: Path) -> None:
+    out = folder / "blocked.mp4"
+    (folder / "blocked.otio").mkdir()
+    job = {"clips": [str(folder / "a.mp4")], "music": str(folder / "song.wav"),
+           "output": str(out), "quality": "preview"}  # fmt: skip
+    status, events = run(job, folder)
+    assert status == EXIT_CODES[ErrorCode.OUTPUT_UNWRITABLE]
+    assert "blocked.otio" in events[-1].data["message"]
+    assert not out.exists()
+    assert not list(folder.glob(".blocked*"))
+
+
+def test_an_unusable_cache_entry_is_a_miss(folder: Path) -> None:
+    song = folder / "song.wav"
+    key = f"{cache.content_hash(song)}-v1"
+    cache.store("music", key, {"a": 1})
+    assert analyze_music(song).beats_sec
