@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 
 # Set in the environment of a frozen app's own executable to make it run the engine.
 ENGINE_ENV = "MONTAGE_AI_ENGINE"
+# A command line that replaces the engine (a stand-in for tests, a development
+# build); the job file's path is appended to it.
+ENGINE_COMMAND_ENV = "MONTAGE_AI_ENGINE_COMMAND"
 JOB_FILE_NAME = "job.json"
 STDERR_TAIL_LINES = 200
 KILL_AFTER_MS = 2000
@@ -37,13 +42,22 @@ class EngineCommand:
     environment: dict[str, str] = field(default_factory=dict)
 
 
-def default_engine_command() -> EngineCommand:
-    """`python -m engine`, or the frozen executable itself told to act as the engine."""
+def default_engine_command(tool: str = "") -> EngineCommand:
+    """`python -m engine`, or the frozen executable itself told to act as the engine.
+
+    A tool ("inspect") runs `python -m engine.TOOL`, or the frozen executable with
+    the tool's name as its first argument. For renders, $MONTAGE_AI_ENGINE_COMMAND,
+    split as a shell would, takes precedence.
+    """
+    override = shlex.split(os.environ.get(ENGINE_COMMAND_ENV, ""))
+    if override and not tool:
+        return EngineCommand(override[0], override[1:])
     if getattr(sys, "frozen", False):
         # NOTE: the frozen entry point must check ENGINE_ENV and run engine.runner
-        # instead of the window; that belongs to packaging/.
-        return EngineCommand(sys.executable, [], {ENGINE_ENV: "1"})
-    return EngineCommand(sys.executable, ["-m", "engine"])
+        # (or the tool its first argument names) instead of the window; that
+        # belongs to packaging/.
+        return EngineCommand(sys.executable, [tool] if tool else [], {ENGINE_ENV: "1"})
+    return EngineCommand(sys.executable, ["-m", f"engine.{tool}" if tool else "engine"])
 
 
 class LineBuffer:

@@ -1,18 +1,20 @@
 """The job form: clips, song, style, prompt and options, read back as a JobSpec.
 
 It knows the engine only through protocol.JobSpec, so a render queue can take its
-jobs from here later.
+jobs from here later. Clips and the song are described as they are added, by the
+media inspector's subprocess.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from datetime import datetime
 from pathlib import Path
 
 import platformdirs
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -29,7 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.drop_widgets import ClipListWidget, SongLineEdit
+from app.engine_process import EngineCommand
+from app.media_inspector import MediaInspector
 from app.style_catalog import DEFAULT_STYLE, load_style_choices
+from app.waveform_view import WaveformView
 from engine import protocol
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ VIDEO_FILTER = "Videos (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.mts *.m2ts *.mpg 
 AUDIO_FILTER = "Audio (*.mp3 *.m4a *.aac *.wav *.flac *.ogg *.opus)"
 MAX_SEED = 2**31 - 1
 _TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
+# Typing a path analyses it once the typing has paused this long.
+SONG_SETTLE_MS = 400
 
 
 def default_output_dir() -> Path:
@@ -54,16 +61,37 @@ class JobFormWidget(QWidget):
     """Clips on the left; song, style, prompt and options on the right."""
 
     def __init__(
-        self, output_dir: Path | None = None, parent: QWidget | None = None
+        self,
+        output_dir: Path | None = None,
+        parent: QWidget | None = None,
+        inspect_command: EngineCommand | None = None,
     ) -> None:
         super().__init__(parent)
         self._output_dir = output_dir or default_output_dir()
         self._default_output = ""
+        self._analysed_song = ""
+        self.inspector = MediaInspector(inspect_command, self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._build_clips_box(), 1)
         layout.addWidget(self._build_settings_box(), 1)
+        self._connect_inspector()
         self.refresh_default_output()
+
+    def _connect_inspector(self) -> None:
+        self.clip_list.paths_added.connect(self.inspector.describe_clips)
+        self.inspector.clip_described.connect(self.clip_list.show_clip_info)
+        self.inspector.clip_described.connect(self._update_clip_count)
+        self.inspector.clips_inspected.connect(self.clip_list.finish_folders)
+        self.inspector.clips_inspected.connect(self._update_clip_count)
+        self.inspector.inspection_failed.connect(self._on_inspection_failed)
+        self.inspector.music_described.connect(self._on_music_described)
+
+        self._song_timer = QTimer(self)
+        self._song_timer.setSingleShot(True)
+        self._song_timer.setInterval(SONG_SETTLE_MS)
+        self._song_timer.timeout.connect(self.analyse_song)
+        self.song_edit.textChanged.connect(self._song_timer.start)
 
     def _build_clips_box(self) -> QGroupBox:
         box = QGroupBox("Clips")
@@ -102,6 +130,16 @@ class JobFormWidget(QWidget):
         self.choose_song_button = QPushButton("Choose song…")
         self.choose_song_button.clicked.connect(self._choose_song)
         form.addRow("Music", _row(self.song_edit, self.choose_song_button))
+        self.waveform_view = WaveformView()
+        self.tempo_label = QLabel()
+        self.tempo_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.tempo_label.setMinimumWidth(64)
+        song_view = QWidget()
+        song_layout = QHBoxLayout(song_view)
+        song_layout.setContentsMargins(0, 0, 0, 0)
+        song_layout.addWidget(self.waveform_view, 1)
+        song_layout.addWidget(self.tempo_label)
+        form.addRow("", song_view)
 
         self.style_combo = QComboBox()
         for choice in load_style_choices():
@@ -179,6 +217,27 @@ class JobFormWidget(QWidget):
             seed=self.seed_spin.value(),
         )
 
+    def analyse_song(self) -> None:
+        """Describe the song in the music field, unless it already is."""
+        self._song_timer.stop()
+        song = self.song_edit.text().strip()
+        song_path = os.path.abspath(song) if song else ""
+        if song_path == self._analysed_song:
+            return
+        self._analysed_song = ""
+        self.tempo_label.clear()
+        if not song or not os.path.isfile(song_path):
+            self.waveform_view.clear()
+            return
+        self._analysed_song = song_path
+        self.waveform_view.show_analysing()
+        self.inspector.describe_music(song_path)
+
+    def shutdown(self) -> None:
+        """Stop describing media: for closing the window."""
+        self._song_timer.stop()
+        self.inspector.shutdown()
+
     def output_is_default(self) -> bool:
         """True while the output is the generated name, untouched by the user."""
         return self.output_edit.text() == self._default_output
@@ -189,13 +248,37 @@ class JobFormWidget(QWidget):
         self.output_edit.setText(self._default_output)
         self.output_edit.setToolTip(self._default_output)
 
+    # Media facts
+
+    def _on_music_described(self, info: dict) -> None:
+        if info["path"] != self._analysed_song:
+            return  # a song the user has since replaced
+        self.waveform_view.show_music(info)
+        tempo_bpm = info.get("tempo_bpm")
+        if info.get("ok") and isinstance(tempo_bpm, (int, float)):
+            self.tempo_label.setText(f"<b>{tempo_bpm:.0f}</b> BPM")
+            self.tempo_label.setToolTip(
+                f"{len(info.get('beats_sec') or [])} beats, "
+                f"{len(info.get('downbeats_sec') or [])} bars"
+            )
+
+    def _on_inspection_failed(self, path: str, message: str) -> None:
+        if path == self._analysed_song:
+            self.waveform_view.show_error(message)
+        self.clip_list.show_inspection_failed(path, message)
+        self._update_clip_count()
+
     # Helpers
 
     def _update_clip_count(self) -> None:
         count = self.clip_list.count()
-        self.clip_count_label.setText(
+        text = (
             "No clips yet" if not count else f"{count} item{'s' if count != 1 else ''}"
         )
+        usable = self.clip_list.usable_count()
+        if usable:
+            text += f", {usable} usable video{'s' if usable != 1 else ''}"
+        self.clip_count_label.setText(text)
 
     def _update_style_description(self) -> None:
         self.style_description.setText(

@@ -10,6 +10,7 @@ import contextlib
 import enum
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "montage-ai"
 STORE_FILE_NAME = "jobs.sqlite3"
+# Points the job store (and job files) elsewhere: tests, portable installs.
+DATA_DIR_ENV = "MONTAGE_AI_DATA_DIR"
 SCHEMA_VERSION = 1
 MAX_WAITING = 100
 # How long a write waits for another window's transaction before giving up.
@@ -105,10 +108,17 @@ class JobRecord:
     started_at: datetime | None
 
 
+def data_dir() -> Path:
+    """The app's data folder: $MONTAGE_AI_DATA_DIR, else the platform's."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
 def default_store_path() -> Path:
-    """jobs.sqlite3 in the platform's data folder for this app."""
-    data_dir = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    return data_dir / STORE_FILE_NAME
+    """jobs.sqlite3 in the app's data folder."""
+    return data_dir() / STORE_FILE_NAME
 
 
 def utc_now() -> str:

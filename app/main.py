@@ -7,10 +7,11 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-import platformdirs
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.main_window import APP_NAME, MainWindow
+from app.job_store import JobStoreError
+from app.main_window import MainWindow
+from app.settings import default_log_dir
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def configure_logging(log_dir: Path | None = None) -> Path:
     """Log to a rotating file in the platform's log folder (and stderr if any)."""
-    log_dir = log_dir or Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    log_dir = log_dir or default_log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / LOG_FILE_NAME
     handlers: list[logging.Handler] = [
@@ -47,7 +48,12 @@ def main() -> int:
     app.setDesktopFileName("montage-ai")
     log.info("Montage AI started; logging to %s", log_path)
 
-    window = MainWindow()
+    try:
+        window = MainWindow()
+    except JobStoreError as error:
+        log.error("The job list could not be opened: %s", error)
+        QMessageBox.critical(None, "Montage AI", str(error))
+        return 1
     window.show()
     status = app.exec()
     log.info("Montage AI closed (status %d)", status)

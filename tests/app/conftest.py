@@ -19,7 +19,9 @@ import psutil
 import pytest
 from PySide6.QtCore import QThreadPool
 
-from app.engine_process import EngineCommand, EngineProcess
+from app.engine_process import ENGINE_COMMAND_ENV, EngineCommand, EngineProcess
+from app.job_store import DATA_DIR_ENV, JobStore
+from app.settings import CONFIG_DIR_ENV
 
 HERE = Path(__file__).parent
 STUB_ENGINE = HERE / "stub_engine.py"
@@ -53,6 +55,22 @@ def make_engine(qtbot) -> Iterator[Callable[..., EngineProcess]]:
     yield make
     for process in made:
         process.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def isolated_app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The job store, job files and settings of any window go under tmp_path."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.delenv(ENGINE_COMMAND_ENV, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    """A job store in tmp_path, closed after the test."""
+    with JobStore(tmp_path / "jobs.sqlite3") as job_store:
+        yield job_store
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Usage: python tests/app/make_screenshots.py OUTDIR
 
 Runs offscreen with the stub engine; writes empty.png, filled.png, rendering.png,
-finished.png and failed.png.
+finished.png, failed.png and interrupted.png (started again after a crash). The clips and the song are generated media, described
+by the real `engine.inspect`, so the rows show thumbnails and the song its beats.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -25,12 +27,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from app.engine_process import EngineCommand  # noqa: E402
+from app.job_store import (  # noqa: E402
+    DATA_DIR_ENV,
+    JobStatus,
+    JobStore,
+    default_store_path,
+)
 from app.main_window import MainWindow  # noqa: E402
+from app.settings import CONFIG_DIR_ENV  # noqa: E402
+from engine import protocol  # noqa: E402
+from tests.media import write_empty, write_marker_clip, write_song  # noqa: E402
 
 log = logging.getLogger("make_screenshots")
 
 CLIP_NAMES = ["beach-sunset.mp4", "VID_20191220_170832.mp4", "bikes.mp4", "diver.mov"]
 SONG_NAME = "Sean Hawk - In Rome.ogg"
+# (stored size, rotation, seconds) of each clip in CLIP_NAMES, then the folder's.
+CLIP_SHAPES = [((640, 360), 0, 6), ((320, 180), 90, 5), ((480, 270), 0, 3)]
+CLIP_SHAPES += [((320, 180), 0, 4), ((320, 180), 0, 2), ((320, 180), 0, 3)]
+FOLDER_CLIPS = ["GOPR0042.mp4", "GOPR0043.mp4"]
+BROKEN_CLIP = "copy-interrupted.mp4"
+# A cold numba cache costs up to a minute on the first analysis.
+INSPECT_TIMEOUT_SEC = 180.0
 
 
 def stub(stream: str, *options: str) -> EngineCommand:
@@ -50,7 +68,12 @@ def wait_until(
         time.sleep(0.01)
 
 
-def make_window(work: Path, command: EngineCommand | None = None) -> MainWindow:
+def make_window(
+    work: Path, command: EngineCommand | None = None, state: str = "empty"
+) -> MainWindow:
+    """A window with its own job list, so each state shows only its own jobs."""
+    os.environ[DATA_DIR_ENV] = str(work / f"data-{state}")
+    os.environ[CONFIG_DIR_ENV] = str(work / "config")
     window = MainWindow(command, jobs_dir=work / "jobs", output_dir=work / "Montage AI")
     window.show()
     return window
@@ -59,14 +82,38 @@ def make_window(work: Path, command: EngineCommand | None = None) -> MainWindow:
 def fill(window: MainWindow, work: Path) -> None:
     media = work / "media"
     (media / "Holiday 2024").mkdir(parents=True, exist_ok=True)
-    for name in [*CLIP_NAMES, SONG_NAME]:
-        (media / name).write_bytes(b"")
+    write_media(media)
     window.form.clip_list.add_paths([media / name for name in CLIP_NAMES])
     window.form.clip_list.add_paths([media / "Holiday 2024"])
     window.form.song_edit.setText(str(media / SONG_NAME))
     window.form.prompt_edit.setText("energetic, warm colours")
     window.form.duration_spin.setValue(30)
     window.form.seed_spin.setValue(1234567)
+
+
+def write_media(media: Path) -> None:
+    """Real clips and a song under the stand-in names, written once per run."""
+    if (media / SONG_NAME).exists():
+        return
+    folder = [f"Holiday 2024/{name}" for name in FOLDER_CLIPS]
+    for shot, (name, (size, rotation, seconds)) in enumerate(
+        zip([*CLIP_NAMES, *folder], CLIP_SHAPES, strict=True)
+    ):
+        # The thumbnail is the frame a tenth of the way in: give each its own shot.
+        frames = 25 * seconds
+        cuts = [*range(1, shot + 1), frames // 2]
+        write_marker_clip(
+            media / name, frames=frames, size=size, rotation=rotation, cuts=cuts
+        )
+    write_empty(media / "Holiday 2024" / "IMG_0042.mp4")
+    write_empty(media / BROKEN_CLIP)
+    sections = (("quiet", 6.0), ("build", 6.0), ("peak", 12.0), ("quiet", 6.0))
+    write_song(media / SONG_NAME, bpm=128, sections=sections)
+
+
+def wait_for_inspection(app: QApplication, window: MainWindow) -> None:
+    window.form.analyse_song()
+    wait_until(app, lambda: not window.form.inspector.is_busy(), INSPECT_TIMEOUT_SEC)
 
 
 def save(app: QApplication, window: MainWindow, path: Path) -> None:
@@ -93,29 +140,70 @@ def capture_states(app: QApplication, work: Path, out_dir: Path) -> None:
     window = make_window(work)
     save(app, window, out_dir / "empty.png")
     fill(window, work)
+    window.form.clip_list.add_paths([work / "media" / BROKEN_CLIP])
+    wait_for_inspection(app, window)
     save(app, window, out_dir / "filled.png")
     window.close()
 
-    window = make_window(work, stub("hangs_in_render.jsonl", "--delay", "0.002"))
+    window = make_window(
+        work, stub("hangs_in_render.jsonl", "--delay", "0.002"), "rendering"
+    )
     fill(window, work)
-    window.create_button.click()
-    wait_until(app, lambda: "Encoding" in window.engine.stderr_tail())
+    running_id = window.create_job()
+    window.create_job()
+    assert running_id is not None
+    wait_until(app, lambda: "Encoding" in window.queue.stderr_tail(running_id))
+    window.queue_panel.select_job(running_id)
     save(app, window, out_dir / "rendering.png")
     window.close()
 
-    window = make_window(work, stub("normal_run.jsonl", "--delay", "0.002"))
+    window = make_window(work, stub("normal_run.jsonl", "--delay", "0.002"), "finished")
     fill(window, work)
     window.create_button.click()
-    wait_until(app, lambda: window.open_button.isVisible())
+    wait_until(app, lambda: window.queue_panel.open_button.isEnabled())
     save(app, window, out_dir / "finished.png")
     window.close()
 
-    window = make_window(work, stub("dies_halfway.jsonl", "--delay", "0.002"))
+    window = make_window(work, stub("dies_halfway.jsonl", "--delay", "0.002"), "failed")
     fill(window, work)
-    window.create_button.click()
-    wait_until(app, lambda: window.error_label.isVisible())
+    failed_id = window.create_job()
+    assert failed_id is not None
+    wait_until(app, lambda: is_failed(window, failed_id))
     save(app, window, out_dir / "failed.png")
     window.close()
+
+    window = make_window_after_a_crash(app, work)
+    save(app, window, out_dir / "interrupted.png")
+    window.close()
+
+
+def make_window_after_a_crash(app: QApplication, work: Path) -> MainWindow:
+    """The app killed while rendering a job: one done, one lost, one waiting."""
+    os.environ[DATA_DIR_ENV] = str(work / "data-interrupted")
+    media = work / "media"
+    spec = protocol.JobSpec(
+        clips=[str(media / CLIP_NAMES[0])],
+        music=str(media / SONG_NAME),
+        output=str(work / "Montage AI" / "montage-20261203-171728.mp4"),
+    )
+    with JobStore(default_store_path()) as store:
+        for number, status in enumerate(("finished", "running", "waiting")):
+            job_id = store.add(
+                dataclasses.replace(spec, output=f"{spec.output[:-4]}-{number}.mp4")
+            )
+            if status != "waiting":
+                # A process id that no process has: the app died with it.
+                store.mark_running(job_id, 4_000_000 + number)
+            if status == "finished":
+                store.mark_finished(job_id, {"video": spec.output})
+    window = make_window(work, stub("hangs_in_render.jsonl"), "interrupted")
+    wait_until(app, lambda: window.queue.running_count() == 1)
+    window.queue_panel.select_job(2)
+    return window
+
+
+def is_failed(window: MainWindow, job_id: int) -> bool:
+    return window.store.get(job_id).status is JobStatus.FAILED
 
 
 if __name__ == "__main__":

@@ -265,11 +265,18 @@ def test_the_database_is_in_wal_mode_with_a_busy_timeout(store_path: Path):
         assert settings_of("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
-def test_the_default_path_is_in_the_app_data_folder():
+def test_the_default_path_is_in_the_app_data_folder(monkeypatch):
+    monkeypatch.delenv(job_store.DATA_DIR_ENV, raising=False)
     path = job_store.default_store_path()
 
     assert path.name == "jobs.sqlite3"
     assert "montage-ai" in path.parent.name
+
+
+def test_the_data_folder_can_be_set_in_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(job_store.DATA_DIR_ENV, str(tmp_path / "elsewhere"))
+
+    assert job_store.default_store_path() == tmp_path / "elsewhere" / "jobs.sqlite3"
 
 
 def test_a_database_from_a_newer_app_is_left_alone(store_path: Path):

@@ -1,4 +1,4 @@
-"""The main window: drops, the form as a job, and a render through the stub engine."""
+"""The main window: drops, the form as a job, the queue, settings, with the stub."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -15,22 +16,35 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.engine_process import EngineCommand
+from app.job_store import JobStatus, JobStore
 from app.main_window import MainWindow, describe_summary, format_eta
+from app.queue_panel import NAME, PROGRESS, PROGRESS_STEPS, STAGE, STATUS
+from app.settings import AppSettings, load_settings
+from app.settings_dialog import SettingsDialog
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path):
-    def make(command: EngineCommand | None = None) -> MainWindow:
+def make_window(qtbot, tmp_path: Path, store: JobStore):
+    made: list[MainWindow] = []
+
+    def make(
+        command: EngineCommand | None = None, store: JobStore = store
+    ) -> MainWindow:
         window = MainWindow(
             engine_command=command,
             jobs_dir=tmp_path / "jobs",
             output_dir=tmp_path / "out",
+            store=store,
         )
         qtbot.addWidget(window)
+        made.append(window)
         window.show()
         return window
 
-    return make
+    yield make
+    # Closed here, before the store fixture closes the database under them.
+    for window in made:
+        window.close()
 
 
 @pytest.fixture
@@ -161,55 +175,80 @@ def test_shuffle_changes_the_seed(make_window):
     assert len(seeds) > 1
 
 
-def test_create_without_clips_explains_in_the_window(make_window):
+def test_create_without_clips_explains_in_the_window(make_window, store):
     window = make_window()
 
     window.create_button.click()
 
     assert window.error_label.isVisible()
     assert "no clips" in window.error_label.text()
-    assert not window.engine.is_running()
+    assert store.list_jobs() == []
     assert window.create_button.isEnabled()
 
 
 def test_render_shows_progress_and_stays_responsive(
-    qtbot, make_window, media, stub_command
+    qtbot, make_window, media, stub_command, store
 ):
     window = make_window(stub_command("normal_run.jsonl", "--delay", "0.03"))
     fill_form(window, media)
     gaps = heartbeat_gaps(window)
+    panel = window.queue_panel
+    seen_progress: set[object] = set()
+    window.queue.job_changed.connect(
+        lambda job_id: seen_progress.add(cell(window, 0, PROGRESS))
+    )
 
     qtbot.mouseClick(window.create_button, Qt.MouseButton.LeftButton)
-    assert not window.create_button.isEnabled() and window.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: window.open_button.isVisible(), timeout=10_000)
+    assert cell(window, 0, STATUS) == "Rendering"
+    assert panel.cancel_button.isEnabled() and not panel.retry_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.open_button.isEnabled(), timeout=10_000)
 
     # The event loop kept turning while the engine ran: no gap near a second.
     assert len(gaps) > 20 and max(gaps) < 0.5
-    assert window.progress_bar.value() == window.progress_bar.maximum()
-    assert window.stage_label.text().startswith("Done")
-    assert window.show_folder_button.isVisible()
-    log_text = window.log_view.toPlainText()
-    assert "Warning: node-opencv.copyright: not a video" in log_text
-    assert "9 shots from 1 of 1 clips" in log_text
-    assert window.create_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert len(seen_progress) > 5
+    assert cell(window, 0, STATUS) == "Finished"
+    assert cell(window, 0, PROGRESS) == PROGRESS_STEPS
+    assert cell(window, 0, NAME).startswith("montage-")
+    assert "9 shots from 1 of 1 clips" in cell(window, 0, STAGE)
+    assert panel.detail_label.text().startswith("Done: 9 shots")
+    assert panel.show_folder_button.isEnabled()
+    assert not panel.cancel_button.isEnabled()
+    assert store.list_jobs()[0].status is JobStatus.FINISHED
 
 
-def test_cancel_from_the_window(qtbot, make_window, media, stub_command):
+def test_two_creates_queue_two_jobs_with_their_own_files(
+    qtbot, make_window, media, stub_command, store
+):
+    window = make_window(stub_command("hangs_in_render.jsonl"))
+    fill_form(window, media)
+
+    first, second = window.create_job(), window.create_job()
+
+    assert first is not None and second is not None
+    outputs = {record.spec.output for record in store.list_jobs()}
+    assert len(outputs) == 2
+    assert [cell(window, row, STATUS) for row in (0, 1)] == ["Rendering", "Waiting"]
+    assert cell(window, 1, STAGE) == "Waiting for its turn"
+
+
+def test_cancel_from_the_window(qtbot, make_window, media, stub_command, store):
     window = make_window(stub_command("hangs_in_render.jsonl", "--ignore-sigterm"))
     fill_form(window, media)
-    window.create_button.click()
+    job_id = window.create_job()
+    assert job_id is not None
     qtbot.waitUntil(
-        lambda: "Encoding with libx264" in window.engine.stderr_tail(), timeout=10_000
+        lambda: "Encoding with libx264" in window.queue.stderr_tail(job_id),
+        timeout=10_000,
     )
 
     started = time.monotonic()
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.stage_label.text() == "Cancelled", timeout=3500)
+    qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: cell(window, 0, STATUS) == "Cancelled", timeout=3500)
 
     assert time.monotonic() - started < 3.0
-    assert not window.engine.is_running()
-    assert window.create_button.isEnabled()
-    assert not window.error_label.isVisible()
+    assert window.queue.running_count() == 0
+    assert window.queue_panel.retry_button.isEnabled()
+    assert not window.queue_panel.detail_label.isVisible()
 
 
 def test_engine_crash_is_shown_in_the_window(
@@ -219,12 +258,14 @@ def test_engine_crash_is_shown_in_the_window(
     window = make_window(stub_command("dies_halfway.jsonl"))
     fill_form(window, media)
     window.create_button.click()
-    qtbot.waitUntil(lambda: window.stage_label.text() == "Failed", timeout=10_000)
+    qtbot.waitUntil(lambda: cell(window, 0, STATUS) == "Failed", timeout=10_000)
 
-    assert window.error_label.isVisible()
-    assert "stopped unexpectedly (exit status 1)" in window.error_label.text()
-    assert "libgomp" in window.log_view.toPlainText()
-    assert not window.open_button.isVisible()
+    panel = window.queue_panel
+    assert panel.detail_label.isVisible()
+    assert "stopped unexpectedly (exit status 1)" in panel.detail_label.text()
+    assert "libgomp" in panel.log_view.toPlainText()
+    assert not panel.open_button.isEnabled()
+    assert panel.retry_button.isEnabled() and panel.remove_button.isEnabled()
     assert window.create_button.isEnabled()
 
 
@@ -235,9 +276,13 @@ def test_engine_failure_message_is_shown_as_sent(
     window = make_window(stub_command("no_usable_clips.jsonl"))
     fill_form(window, media)
     window.create_button.click()
-    qtbot.waitUntil(lambda: window.stage_label.text() == "Failed", timeout=10_000)
+    qtbot.waitUntil(lambda: cell(window, 0, STATUS) == "Failed", timeout=10_000)
 
-    assert window.error_label.text().startswith("None of the clips could be used")
+    detail = window.queue_panel.detail_label.text()
+    assert detail.startswith("None of the clips could be used")
+    assert cell(window, 0, STAGE) == "None of the clips could be used (see the " + (
+        "warnings for each file)"
+    )
 
 
 def test_missing_engine_is_shown_in_the_window(
@@ -247,21 +292,83 @@ def test_missing_engine_is_shown_in_the_window(
     window = make_window(EngineCommand(str(tmp_path / "no-such-engine")))
     fill_form(window, media)
     window.create_button.click()
-    qtbot.waitUntil(lambda: window.error_label.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: cell(window, 0, STATUS) == "Failed", timeout=5000)
 
-    assert "could not be started" in window.error_label.text()
-    assert window.create_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert "could not be started" in window.queue_panel.detail_label.text()
+    assert window.create_button.isEnabled()
 
 
-def test_closing_the_window_stops_the_engine(qtbot, make_window, media, stub_command):
+def test_closing_the_window_stops_the_engine_and_keeps_the_job(
+    qtbot, make_window, media, stub_command, store
+):
     window = make_window(stub_command("hangs_in_render.jsonl"))
     fill_form(window, media)
-    window.create_button.click()
-    qtbot.waitUntil(lambda: window.engine.is_running(), timeout=5000)
+    job_id = window.create_job()
+    assert job_id is not None
+    qtbot.waitUntil(
+        lambda: window.queue.engine_process_id(job_id) is not None, timeout=5000
+    )
 
     window.close()
 
-    assert not window.engine.is_running()
+    assert window.queue.running_count() == 0
+    assert store.get(job_id).status is JobStatus.INTERRUPTED
+
+
+def test_a_damaged_job_list_is_reported(qtbot, make_window, tmp_path):
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"this is not a database" * 200)
+    with JobStore(damaged) as fresh_store:
+        window = make_window(store=fresh_store)
+
+        assert window.banner_label.isVisible()
+        assert "was damaged" in window.banner_label.text()
+        assert str(fresh_store.recovered_from) in window.banner_label.text()
+        window.close()
+
+
+def test_settings_apply_to_the_queue_and_are_saved(make_window, tmp_path):
+    window = make_window()
+    assert window.banner_label.isHidden()
+    new = dataclasses.replace(
+        window.settings,
+        renders_at_once=3,
+        memory_limit_mb=2500,
+        default_quality="preview",
+    )
+
+    window.apply_settings(new)
+
+    assert (window.queue.renders_at_once, window.queue.memory_limit_mb) == (3, 2500)
+    assert window.form.quality_combo.currentData() == "preview"
+    assert load_settings(tmp_path / "config" / "settings.json") == new
+
+
+def test_the_settings_dialog_reads_back_what_it_shows(qtbot):
+    dialog = SettingsDialog(AppSettings(output_dir="/videos"))
+    qtbot.addWidget(dialog)
+    dialog.renders_spin.setValue(9)
+    dialog.memory_spin.setValue(800)
+    dialog.quality_combo.setCurrentIndex(dialog.quality_combo.findData("preview"))
+
+    settings = dialog.settings()
+
+    assert settings.renders_at_once == 4
+    assert (settings.memory_limit_mb, settings.default_quality) == (800, "preview")
+    assert settings.output_dir == "/videos"
+
+
+def test_an_unreadable_settings_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("{not json", encoding="utf-8")
+    assert load_settings(path) == AppSettings()
+    path.write_text('{"renders_at_once": 0, "unknown": 1}', encoding="utf-8")
+    assert load_settings(path).renders_at_once == 1
+
+
+def cell(window: MainWindow, row: int, column: int) -> object:
+    model = window.queue_panel.model
+    return model.data(model.index(row, column), Qt.ItemDataRole.DisplayRole)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,383 @@
+"""The render queue as the window shows it: a table model, a progress bar delegate,
+and a panel with the actions and details for the selected job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+)
+from PySide6.QtGui import QDesktopServices, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.job_store import RETRYABLE, JobNotFoundError, JobRecord, JobStatus
+from app.render_queue import RenderQueue
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("Montage", "Status", "Stage", "Progress", "Time left")
+NAME, STATUS, STAGE, PROGRESS, ETA = range(len(COLUMNS))
+PROGRESS_STEPS = 1000
+STATUS_LABELS = {
+    JobStatus.WAITING: "Waiting",
+    JobStatus.RUNNING: "Rendering",
+    JobStatus.FINISHED: "Finished",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELLED: "Cancelled",
+    JobStatus.INTERRUPTED: "Interrupted",
+}
+INTERRUPTED_STAGE = "The app stopped during this render; press Retry to run it again"
+JOB_ID_ROLE = Qt.ItemDataRole.UserRole
+NO_PARENT = QModelIndex()
+ERROR_STYLE = (
+    "QLabel { background: #fdecea; color: #8a1c1c; border: 1px solid #f5c2c0;"
+    " border-radius: 4px; padding: 6px; }"
+)
+NOTE_STYLE = (
+    "QLabel { background: #eef4fb; color: #1d3b5c; border: 1px solid #c5d8ee;"
+    " border-radius: 4px; padding: 6px; }"
+)
+
+
+def format_eta(eta_sec: float | None) -> str:
+    """'about 40 s left', 'about 3 min left', or '' when unknown."""
+    if eta_sec is None:
+        return ""
+    if eta_sec < 60:
+        return f"about {max(1, round(eta_sec))} s left"
+    return f"about {round(eta_sec / 60)} min left"
+
+
+def describe_summary(summary: dict[str, Any]) -> str:
+    """One sentence from the finished event's summary; tolerant of missing fields.
+
+    '21 shots from 9 of 9 clips, 10.0 s at 150 BPM (style dynamic, seed 7).'
+    """
+    shots = f"{summary['shots']} shots" if "shots" in summary else ""
+    if "sources_used" in summary and "sources" in summary:
+        shots += f" from {summary['sources_used']} of {summary['sources']} clips"
+    length = ""
+    if isinstance(summary.get("duration_sec"), (int, float)):
+        length = f"{summary['duration_sec']:.1f} s"
+    if isinstance(summary.get("tempo_bpm"), (int, float)):
+        length += f" at {summary['tempo_bpm']:.0f} BPM"
+    text = (
+        ", ".join(part.strip() for part in (shots, length) if part) or "Render complete"
+    )
+    extras = [f"{key} {summary[key]}" for key in ("style", "seed") if key in summary]
+    return f"{text} ({', '.join(extras)})." if extras else f"{text}."
+
+
+def stage_text(record: JobRecord, summary: dict[str, Any]) -> str:
+    """What the Stage column says for a job in its current status."""
+    if record.status is JobStatus.WAITING:
+        return record.stage or "Waiting for its turn"
+    if record.status is JobStatus.RUNNING:
+        return record.stage or "Starting the engine…"
+    if record.status is JobStatus.FINISHED:
+        return describe_summary(summary) if summary else "Done"
+    if record.status is JobStatus.FAILED:
+        return (record.error_message or "Failed").split(". ")[0]
+    if record.status is JobStatus.INTERRUPTED:
+        return INTERRUPTED_STAGE
+    return ""
+
+
+class RenderQueueModel(QAbstractTableModel):
+    """One row per job, oldest first, kept up to date from the RenderQueue."""
+
+    def __init__(self, queue: RenderQueue, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._queue = queue
+        self._records: list[JobRecord] = []
+        queue.jobs_changed.connect(self.reload)
+        queue.job_changed.connect(self.refresh_job)
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._records = self._queue.records()
+        self.endResetModel()
+
+    def refresh_job(self, job_id: int) -> None:
+        row = self.row_of(job_id)
+        try:
+            record = self._queue.record(job_id)
+        except JobNotFoundError:
+            record = None
+        if row is None or record is None:
+            self.reload()
+            return
+        self._records[row] = record
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def row_of(self, job_id: int) -> int | None:
+        for row, record in enumerate(self._records):
+            if record.id == job_id:
+                return row
+        return None
+
+    def record_at(self, row: int) -> JobRecord:
+        return self._records[row]
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:
+        return 0 if parent.isValid() else len(self._records)
+
+    def columnCount(
+        self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT
+    ) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = 0
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+        ):
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if not index.isValid():
+            return None
+        record = self._records[index.row()]
+        if role == JOB_ID_ROLE:
+            return record.id
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return record.spec.output if index.column() == NAME else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(record, index.column())
+        return None
+
+    def _display(self, record: JobRecord, column: int) -> Any:
+        if column == NAME:
+            return Path(record.spec.output).name
+        if column == STATUS:
+            return STATUS_LABELS[record.status]
+        if column == STAGE:
+            return stage_text(record, self._queue.summary(record.id))
+        if column == PROGRESS:
+            return progress_steps(record)
+        running = record.status is JobStatus.RUNNING
+        return format_eta(record.eta_sec) if running else ""
+
+
+def progress_steps(record: JobRecord) -> int | None:
+    """0..PROGRESS_STEPS for a job that has a bar to show, else None."""
+    if record.status is JobStatus.FINISHED:
+        return PROGRESS_STEPS
+    if record.status is JobStatus.RUNNING:
+        return round(record.progress * PROGRESS_STEPS)
+    return None
+
+
+class ProgressBarDelegate(QStyledItemDelegate):
+    """Paints the Progress column as a progress bar with its percentage."""
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        value = index.data(Qt.ItemDataRole.DisplayRole)
+        if not isinstance(value, int):
+            super().paint(painter, option, index)
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.minimum, bar.maximum, bar.progress = 0, PROGRESS_STEPS, value
+        bar.text = f"{value * 100 // PROGRESS_STEPS}%"
+        bar.textVisible = True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        style = QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+class RenderQueuePanel(QWidget):
+    """The queue table, the actions for the selected job, and its details."""
+
+    def __init__(self, queue: RenderQueue, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self.model = RenderQueueModel(queue, self)
+        self._selected_id: int | None = None
+        self.view = self._build_view()
+        self.detail_label = QLabel()
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumHeight(90)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(self._build_buttons())
+        layout.addWidget(self.detail_label)
+        layout.addWidget(self.log_view)
+
+        self.model.modelReset.connect(self._restore_selection)
+        self.model.dataChanged.connect(self._update_selected)
+        self._update_selected()
+
+    def _build_view(self) -> QTableView:
+        view = QTableView(self)
+        view.setModel(self.model)
+        view.setItemDelegateForColumn(PROGRESS, ProgressBarDelegate(view))
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.verticalHeader().hide()
+        view.setAlternatingRowColors(True)
+        view.setWordWrap(False)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(STAGE, QHeaderView.ResizeMode.Stretch)
+        view.setColumnWidth(NAME, 230)
+        view.setColumnWidth(STATUS, 90)
+        view.setColumnWidth(PROGRESS, 130)
+        view.setColumnWidth(ETA, 120)
+        view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        view.doubleClicked.connect(self.open_video)
+        return view
+
+    def _build_buttons(self) -> QHBoxLayout:
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.clicked.connect(self.retry_selected)
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(self.open_video)
+        self.show_folder_button = QPushButton("Show in folder")
+        self.show_folder_button.clicked.connect(self.show_folder)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        buttons = QHBoxLayout()
+        for button in (self.cancel_button, self.retry_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        for button in (self.open_button, self.show_folder_button, self.remove_button):
+            buttons.addWidget(button)
+        return buttons
+
+    # Selection
+
+    def select_job(self, job_id: int) -> None:
+        row = self.model.row_of(job_id)
+        if row is not None:
+            self.view.selectRow(row)
+            self.view.scrollTo(self.model.index(row, 0))
+
+    def selected_record(self) -> JobRecord | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.model.record_at(rows[0].row()) if rows else None
+
+    def _on_selection_changed(self) -> None:
+        record = self.selected_record()
+        self._selected_id = record.id if record is not None else None
+        self._update_selected()
+
+    def _restore_selection(self) -> None:
+        if self._selected_id is not None:
+            self.select_job(self._selected_id)
+        self._update_selected()
+
+    def _update_selected(self) -> None:
+        record = self.selected_record()
+        status = record.status if record is not None else None
+        self.cancel_button.setEnabled(status in (JobStatus.WAITING, JobStatus.RUNNING))
+        self.retry_button.setEnabled(status in RETRYABLE)
+        outputs = record.outputs if status is JobStatus.FINISHED and record else {}
+        self.open_button.setEnabled("video" in outputs)
+        self.show_folder_button.setEnabled(bool(outputs))
+        self.remove_button.setEnabled(
+            status is not None and status is not JobStatus.RUNNING
+        )
+        self._show_detail(record)
+
+    def _show_detail(self, record: JobRecord | None) -> None:
+        message, log_tail, style = detail_for(record, self.queue)
+        self.detail_label.setText(message)
+        self.detail_label.setStyleSheet(style)
+        self.detail_label.setVisible(bool(message))
+        if self.log_view.toPlainText() != log_tail:
+            self.log_view.setPlainText(log_tail)
+        self.log_view.setVisible(bool(log_tail))
+
+    # Actions
+
+    def cancel_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None:
+            self.queue.cancel(record.id)
+
+    def retry_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None:
+            self.queue.retry(record.id)
+
+    def remove_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None:
+            self._selected_id = None
+            self.queue.remove(record.id)
+
+    def open_video(self) -> None:
+        record = self.selected_record()
+        if record is not None and "video" in record.outputs:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(record.outputs["video"]))
+
+    def show_folder(self) -> None:
+        record = self.selected_record()
+        if record is None or not record.outputs:
+            return
+        path = record.outputs.get("video") or next(iter(record.outputs.values()))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+
+
+def detail_for(record: JobRecord | None, queue: RenderQueue) -> tuple[str, str, str]:
+    """The message, the log text and the message's style for the detail area."""
+    if record is None:
+        return "", "", ""
+    if record.status is JobStatus.FAILED:
+        tail = "\n".join(record.log_tail.splitlines()[-30:])
+        log_text = f"Engine log, last lines:\n{tail}" if tail else ""
+        return record.error_message or "The render failed.", log_text, ERROR_STYLE
+    if record.status is JobStatus.INTERRUPTED:
+        return record.error_message or INTERRUPTED_STAGE, "", NOTE_STYLE
+    if record.status is JobStatus.FINISHED:
+        kinds = sorted(record.outputs, key=lambda kind: (kind != "video", kind))
+        outputs = "\n".join(f"{kind}: {record.outputs[kind]}" for kind in kinds)
+        summary = queue.summary(record.id)
+        done = f"Done: {describe_summary(summary)}" if summary else "Done."
+        return done, outputs, ""
+    if record.status is JobStatus.WAITING and record.stage:
+        return record.stage, "", NOTE_STYLE
+    return "", "", ""

@@ -1,0 +1,96 @@
+"""The user's settings, kept as a small JSON file in the platform's config folder.
+
+No Qt: the window reads them at start and the settings dialog writes them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from app.memory import DEFAULT_LIMIT_MB
+from engine import protocol
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "montage-ai"
+SETTINGS_FILE_NAME = "settings.json"
+# Points the settings file elsewhere (tests, portable installs).
+CONFIG_DIR_ENV = "MONTAGE_AI_CONFIG_DIR"
+MAX_RENDERS_AT_ONCE = 4
+MIN_MEMORY_LIMIT_MB = 300
+MAX_MEMORY_LIMIT_MB = 65536
+
+
+def default_output_dir() -> Path:
+    return Path(platformdirs.user_videos_dir()) / "Montage AI"
+
+
+def default_log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def settings_path() -> Path:
+    """settings.json in the platform's config folder, or under $MONTAGE_AI_CONFIG_DIR."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    config_dir = (
+        Path(override)
+        if override
+        else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    )
+    return config_dir / SETTINGS_FILE_NAME
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    output_dir: str = dataclasses.field(
+        default_factory=lambda: str(default_output_dir())
+    )
+    renders_at_once: int = 1
+    memory_limit_mb: int = DEFAULT_LIMIT_MB
+    default_quality: str = "final"
+
+    def checked(self) -> AppSettings:
+        """The same settings with every value brought into its allowed range."""
+        quality = self.default_quality
+        return dataclasses.replace(
+            self,
+            output_dir=self.output_dir or str(default_output_dir()),
+            renders_at_once=min(MAX_RENDERS_AT_ONCE, max(1, self.renders_at_once)),
+            memory_limit_mb=min(
+                MAX_MEMORY_LIMIT_MB, max(MIN_MEMORY_LIMIT_MB, self.memory_limit_mb)
+            ),
+            default_quality=quality if quality in protocol.QUALITIES else "final",
+        )
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    """The saved settings; defaults for a missing, unreadable or odd file."""
+    path = path or settings_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {field.name for field in dataclasses.fields(AppSettings)}
+        return AppSettings(**{k: v for k, v in data.items() if k in known}).checked()
+    except FileNotFoundError:
+        return AppSettings()
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        log.warning("Settings file %s is unreadable (%s); using defaults", path, error)
+        return AppSettings()
+
+
+def save_settings(settings: AppSettings, path: Path | None = None) -> None:
+    """Write the settings; raises OSError if the file cannot be written."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(
+        json.dumps(dataclasses.asdict(settings), indent=2), encoding="utf-8"
+    )
+    temporary.replace(path)
+    log.info("Settings saved to %s", path)
