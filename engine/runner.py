@@ -3,6 +3,7 @@ error class. SIGTERM cancels: temporary files go, nothing looks finished."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -23,6 +24,9 @@ from engine.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+# From <linux/prctl.h>.
+PR_SET_PDEATHSIG = 1
 
 Emit = Callable[[Event], None]
 
@@ -46,6 +50,26 @@ def install_signal_handlers() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def die_with_parent() -> None:
+    """On Linux, have the kernel send SIGTERM when the app that started us dies.
+
+    The engine then cancels as it would for the app's Cancel: temporary files go,
+    and no orphan renders on for a window that is gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError) as error:
+        log.warning("Could not tie the engine to its parent: %s", error)
+        return
+    if os.getppid() != parent:
+        # The parent died before the kernel knew to tell us.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def configure_logging() -> None:
     logging.basicConfig(
         stream=sys.stderr,
@@ -62,6 +86,7 @@ def fail(code: ErrorCode, message: str, emit: Emit = emit_line) -> int:
 def main(argv: list[str]) -> int:
     configure_logging()
     install_signal_handlers()
+    die_with_parent()
     if len(argv) != 1:
         return fail(ErrorCode.INVALID_JOB, "Usage: python -m engine JOB.json")
     job_path = Path(argv[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -217,3 +218,54 @@ def test_phone_clip_plays_upright(media_dir: Path, tmp_path: Path) -> None:
     assert frames[0][1].shape[:2] == (640, 360)
     assert all(is_upright(rgb) for _, rgb in frames[::10])
     assert read_marker(frames[0][1]) is not None
+
+
+def test_engine_stops_when_its_app_dies(
+    clips: dict[str, ClipTruth], tmp_path: Path
+) -> None:
+    """An app killed mid-render takes its engine with it, leaving nothing behind."""
+    song = tmp_path / "song.wav"
+    write_click_track(song, bpm=120, duration_sec=60.0)
+    out = tmp_path / "out.mp4"
+    job = {"clips": [str(clips["a25.mp4"].path)], "music": str(song),
+           "output": str(out), "quality": "final", "seed": 1}  # fmt: skip
+    (tmp_path / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP_STAND_IN, str(tmp_path / "job.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert app.stdout is not None
+    engine_pid = int(app.stdout.readline())
+    for line in app.stdout:
+        event = parse_event(line)
+        rendering = event.kind is EventKind.PROGRESS and event.data["stage"] == "render"
+        if rendering and event.data["fraction"] > 0.02:
+            break
+    app.kill()
+    app.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(engine_pid):
+        time.sleep(0.05)
+    assert not _alive(engine_pid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.json", "song.wav"]
+
+
+# Stands in for the app: starts the engine, says its pid, then waits to be killed.
+APP_STAND_IN = """
+import subprocess, sys, time
+engine = subprocess.Popen([sys.executable, "-m", "engine", sys.argv[1]])
+print(engine.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose: its parent (init) will reap it.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"

@@ -109,9 +109,8 @@ def test_a_killed_app_leaves_its_job_interrupted_and_runnable(
         if app.poll() is None:
             app.kill()
             app.wait()
-    # NOTE: nothing ties the engine to the app's life (no PR_SET_PDEATHSIG): the
-    # orphaned stub, sleeping in its hang, survives. The test ends it, as the
-    # operating system would when the machine dies.
+    # NOTE: the real engine dies with its app (PR_SET_PDEATHSIG, see
+    # tests/test_engine.py); this stub does not, so the test ends it.
     kill_process(engine_pid)
     assert statuses(store) == {
         history: FINISHED,
