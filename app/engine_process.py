@@ -82,6 +82,20 @@ def _decode(line: bytes | bytearray) -> str:
     return line.decode("utf-8", errors="replace").rstrip("\r")
 
 
+def command_process(
+    parent: QObject, command: EngineCommand, arguments: list[str]
+) -> QProcess:
+    """A QProcess, not yet started, that runs command with extra arguments."""
+    process = QProcess(parent)
+    process.setProgram(command.program)
+    process.setArguments([*command.arguments, *arguments])
+    environment = QProcessEnvironment.systemEnvironment()
+    for name, value in command.environment.items():
+        environment.insert(name, value)
+    process.setProcessEnvironment(environment)
+    return process
+
+
 class EngineProcess(QObject):
     """One engine subprocess at a time, reported through past-tense signals.
 
@@ -180,13 +194,7 @@ class EngineProcess(QObject):
         self._cancelling = False
 
     def _make_process(self, job_path: Path) -> QProcess:
-        process = QProcess(self)
-        process.setProgram(self._command.program)
-        process.setArguments([*self._command.arguments, str(job_path)])
-        environment = QProcessEnvironment.systemEnvironment()
-        for name, value in self._command.environment.items():
-            environment.insert(name, value)
-        process.setProcessEnvironment(environment)
+        process = command_process(self, self._command, [str(job_path)])
         process.readyReadStandardOutput.connect(self._read_stdout)
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._on_finished)

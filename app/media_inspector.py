@@ -15,9 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, Signal
 
-from app.engine_process import EngineCommand, LineBuffer, default_engine_command
+from app.engine_process import (
+    EngineCommand,
+    LineBuffer,
+    command_process,
+    default_engine_command,
+)
 from app.qt_compat import emit_signal
 from engine import protocol
 
@@ -139,13 +144,7 @@ class MediaInspector(QObject):
 
     def _make_process(self, request: _Request) -> QProcess:
         mode = "clips" if request.kind is protocol.EventKind.CLIP_INFO else "music"
-        process = QProcess(self)
-        process.setProgram(self._command.program)
-        process.setArguments([*self._command.arguments, mode, *request.paths])
-        environment = QProcessEnvironment.systemEnvironment()
-        for name, value in self._command.environment.items():
-            environment.insert(name, value)
-        process.setProcessEnvironment(environment)
+        process = command_process(self, self._command, [mode, *request.paths])
         process.readyReadStandardOutput.connect(self._read_stdout)
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._on_finished)
