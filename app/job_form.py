@@ -242,6 +242,13 @@ class JobFormWidget(QWidget):
         """True while the output is the generated name, untouched by the user."""
         return self.output_edit.text() == self._default_output
 
+    def set_output_dir(self, folder: Path) -> None:
+        """Save into folder from now on; a name the user chose is kept."""
+        keep = not self.output_is_default()
+        self._output_dir = folder
+        if not keep:
+            self.refresh_default_output()
+
     def refresh_default_output(self) -> None:
         """A new timestamped name, so the next render keeps the last one."""
         self._default_output = str(self._output_dir / f"montage-{timestamp()}.mp4")

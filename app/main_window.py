@@ -223,9 +223,10 @@ class MainWindow(QMainWindow):
             self.apply_settings(dialog.settings())
 
     def apply_settings(self, settings: AppSettings) -> None:
-        """Use and save new settings; the output folder applies to the next start."""
+        """Use and save new settings."""
         self.settings = settings
         self.queue.set_limits(settings.renders_at_once, settings.memory_limit_mb)
+        self.form.set_output_dir(Path(settings.output_dir))
         self._select_quality(settings.default_quality)
         try:
             save_settings(settings, self._settings_file)

@@ -335,12 +335,14 @@ def test_settings_apply_to_the_queue_and_are_saved(make_window, tmp_path):
         renders_at_once=3,
         memory_limit_mb=2500,
         default_quality="preview",
+        output_dir=str(tmp_path / "elsewhere"),
     )
 
     window.apply_settings(new)
 
     assert (window.queue.renders_at_once, window.queue.memory_limit_mb) == (3, 2500)
     assert window.form.quality_combo.currentData() == "preview"
+    assert Path(window.form.output_edit.text()).parent == Path(new.output_dir)
     assert load_settings(tmp_path / "config" / "settings.json") == new
 
 
