@@ -96,7 +96,40 @@ def command_process(
     return process
 
 
-class EngineProcess(QObject):
+class ProcessOutputReader:
+    """Reads a QProcess's stdout as lines for _handle_line and keeps a stderr tail.
+
+    Mixed into the QObjects that run engine tools; they set _process, _stdout,
+    _stderr, _stderr_tail and log_prefix.
+    """
+
+    log_prefix = "engine"
+    _process: QProcess | None
+    _stdout: LineBuffer
+    _stderr: LineBuffer
+    _stderr_tail: collections.deque[str]
+
+    def _handle_line(self, line: str) -> None:
+        raise NotImplementedError
+
+    def _read_stdout(self) -> None:
+        if self._process is not None:
+            data = bytes(self._process.readAllStandardOutput().data())
+            for line in self._stdout.feed(data):
+                self._handle_line(line)
+
+    def _read_stderr(self) -> None:
+        if self._process is not None:
+            data = bytes(self._process.readAllStandardError().data())
+            self._keep_stderr(self._stderr.feed(data))
+
+    def _keep_stderr(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s| %s", self.log_prefix, line)
+            self._stderr_tail.append(line)
+
+
+class EngineProcess(ProcessOutputReader, QObject):
     """One engine subprocess at a time, reported through past-tense signals.
 
     Exactly one of render_finished or render_failed follows every start(), once
@@ -200,22 +233,6 @@ class EngineProcess(QObject):
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_error)
         return process
-
-    def _read_stdout(self) -> None:
-        if self._process is not None:
-            data = bytes(self._process.readAllStandardOutput().data())
-            for line in self._stdout.feed(data):
-                self._handle_line(line)
-
-    def _read_stderr(self) -> None:
-        if self._process is not None:
-            data = bytes(self._process.readAllStandardError().data())
-            self._keep_stderr(self._stderr.feed(data))
-
-    def _keep_stderr(self, lines: list[str]) -> None:
-        for line in lines:
-            log.info("engine| %s", line)
-            self._stderr_tail.append(line)
 
     def _on_error(self, error: QProcess.ProcessError) -> None:
         # Only a failed start goes without a finished signal; the rest end there.

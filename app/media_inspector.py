@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QProcess, Signal
 from app.engine_process import (
     EngineCommand,
     LineBuffer,
+    ProcessOutputReader,
     command_process,
     default_engine_command,
 )
@@ -44,7 +45,7 @@ class _Request:
     started_sec: float = field(default_factory=time.monotonic)
 
 
-class MediaInspector(QObject):
+class MediaInspector(ProcessOutputReader, QObject):
     """Runs `engine.inspect` for clips and songs, one process at a time.
 
     Every file asked about gets clip_described (or music_described) or, if the
@@ -53,6 +54,7 @@ class MediaInspector(QObject):
     clips_inspected names the paths of a batch once its process has ended.
     """
 
+    log_prefix = "inspect"
     clip_described = Signal(dict)
     music_described = Signal(dict)
     inspection_failed = Signal(str, str)
@@ -150,22 +152,6 @@ class MediaInspector(QObject):
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_error)
         return process
-
-    def _read_stdout(self) -> None:
-        if self._process is not None:
-            data = bytes(self._process.readAllStandardOutput().data())
-            for line in self._stdout.feed(data):
-                self._handle_line(line)
-
-    def _read_stderr(self) -> None:
-        if self._process is not None:
-            data = bytes(self._process.readAllStandardError().data())
-            self._keep_stderr(self._stderr.feed(data))
-
-    def _keep_stderr(self, lines: list[str]) -> None:
-        for line in lines:
-            log.info("inspect| %s", line)
-            self._stderr_tail.append(line)
 
     def _on_error(self, error: QProcess.ProcessError) -> None:
         # Only a failed start goes without a finished signal; the rest end there.
