@@ -102,15 +102,36 @@ def local_paths(mime: QMimeData) -> list[Path]:
     return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
 
 
-def accept_files(event: QDragEnterEvent | QDragMoveEvent) -> None:
-    """Take a drag that carries local files or folders; refuse any other."""
-    if local_paths(event.mimeData()):
+class FileDropTarget:
+    """Mixed into a widget: takes drags of local files and folders, refuses others,
+    and hands the dropped paths to take_dropped."""
+
+    def take_dropped(self, paths: list[Path]) -> None:
+        raise NotImplementedError
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        self._accept_files(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        self._accept_files(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        self.take_dropped(paths)
         event.acceptProposedAction()
-    else:
-        event.ignore()
+
+    @staticmethod
+    def _accept_files(event: QDragEnterEvent | QDragMoveEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
 
 
-class ClipListWidget(QListWidget):
+class ClipListWidget(FileDropTarget, QListWidget):
     """The clips of the montage: files and folders, added by drop or dialog.
 
     A folder stays one entry; the engine expands it into the videos inside.
@@ -276,19 +297,8 @@ class ClipListWidget(QListWidget):
 
     # Drops land on the viewport, which hands them to these handlers.
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        accept_files(event)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        accept_files(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = local_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
+    def take_dropped(self, paths: list[Path]) -> None:
         self.add_paths(paths)
-        event.acceptProposedAction()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
@@ -376,7 +386,7 @@ class ClipItemDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class SongLineEdit(QLineEdit):
+class SongLineEdit(FileDropTarget, QLineEdit):
     """The song's path: typed, chosen, or dropped (the first dropped file wins)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -384,16 +394,5 @@ class SongLineEdit(QLineEdit):
         self.setAcceptDrops(True)
         self.setPlaceholderText("Drop a song here, or choose one")
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        accept_files(event)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        accept_files(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = local_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
+    def take_dropped(self, paths: list[Path]) -> None:
         self.setText(str(paths[0]))
-        event.acceptProposedAction()

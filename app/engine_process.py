@@ -99,17 +99,39 @@ def command_process(
 class ProcessOutputReader:
     """Reads a QProcess's stdout as lines for _handle_line and keeps a stderr tail.
 
-    Mixed into the QObjects that run engine tools; they set _process, _stdout,
-    _stderr, _stderr_tail and log_prefix.
+    Mixed into the QObjects that run engine tools; they set _command, _process
+    and log_prefix, and handle lines, errors and the end of the process.
     """
 
     log_prefix = "engine"
+    _command: EngineCommand
     _process: QProcess | None
     _stdout: LineBuffer
     _stderr: LineBuffer
     _stderr_tail: collections.deque[str]
 
+    def _reset_output(self) -> None:
+        self._stdout = LineBuffer()
+        self._stderr = LineBuffer()
+        self._stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+
+    def _new_process(self, arguments: list[str]) -> QProcess:
+        """A process for this tool's command and arguments, wired to our handlers."""
+        assert isinstance(self, QObject)
+        process = command_process(self, self._command, arguments)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
+        return process
+
     def _handle_line(self, line: str) -> None:
+        raise NotImplementedError
+
+    def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        raise NotImplementedError
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
         raise NotImplementedError
 
     def _read_stdout(self) -> None:
@@ -154,11 +176,7 @@ class EngineProcess(ProcessOutputReader, QObject):
         super().__init__(parent)
         self._command = command or default_engine_command()
         self._process: QProcess | None = None
-        self._stdout = LineBuffer()
-        self._stderr = LineBuffer()
-        self._stderr_tail: collections.deque[str] = collections.deque(
-            maxlen=STDERR_TAIL_LINES
-        )
+        self._reset_output()
         # The finished or failed event, held until the process has exited.
         self._outcome: tuple[str, Any, Any] | None = None
         self._cancelling = False
@@ -220,19 +238,12 @@ class EngineProcess(ProcessOutputReader, QObject):
     # Process plumbing
 
     def _reset(self) -> None:
-        self._stdout = LineBuffer()
-        self._stderr = LineBuffer()
-        self._stderr_tail.clear()
+        self._reset_output()
         self._outcome = None
         self._cancelling = False
 
     def _make_process(self, job_path: Path) -> QProcess:
-        process = command_process(self, self._command, [str(job_path)])
-        process.readyReadStandardOutput.connect(self._read_stdout)
-        process.readyReadStandardError.connect(self._read_stderr)
-        process.finished.connect(self._on_finished)
-        process.errorOccurred.connect(self._on_error)
-        return process
+        return self._new_process([str(job_path)])
 
     def _on_error(self, error: QProcess.ProcessError) -> None:
         # Only a failed start goes without a finished signal; the rest end there.

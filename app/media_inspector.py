@@ -7,7 +7,6 @@ the next.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import time
@@ -19,9 +18,7 @@ from PySide6.QtCore import QObject, QProcess, Signal
 
 from app.engine_process import (
     EngineCommand,
-    LineBuffer,
     ProcessOutputReader,
-    command_process,
     default_engine_command,
 )
 from app.qt_compat import emit_signal
@@ -69,11 +66,7 @@ class MediaInspector(ProcessOutputReader, QObject):
         self._request: _Request | None = None
         self._queued_clips: list[str] = []
         self._queued_music: str | None = None
-        self._stdout = LineBuffer()
-        self._stderr = LineBuffer()
-        self._stderr_tail: collections.deque[str] = collections.deque(
-            maxlen=STDERR_TAIL_LINES
-        )
+        self._reset_output()
 
     # Public API
 
@@ -121,9 +114,7 @@ class MediaInspector(ProcessOutputReader, QObject):
         if request is None:
             return
         self._request = request
-        self._stdout = LineBuffer()
-        self._stderr = LineBuffer()
-        self._stderr_tail.clear()
+        self._reset_output()
         self._process = self._make_process(request)
         log.info("Inspecting %d %s path(s)", len(request.paths), _noun(request))
         self._process.start()
@@ -146,12 +137,7 @@ class MediaInspector(ProcessOutputReader, QObject):
 
     def _make_process(self, request: _Request) -> QProcess:
         mode = "clips" if request.kind is protocol.EventKind.CLIP_INFO else "music"
-        process = command_process(self, self._command, [mode, *request.paths])
-        process.readyReadStandardOutput.connect(self._read_stdout)
-        process.readyReadStandardError.connect(self._read_stderr)
-        process.finished.connect(self._on_finished)
-        process.errorOccurred.connect(self._on_error)
-        return process
+        return self._new_process([mode, *request.paths])
 
     def _on_error(self, error: QProcess.ProcessError) -> None:
         # Only a failed start goes without a finished signal; the rest end there.

@@ -21,7 +21,7 @@ from engine.errors import (
     NoUsableClipsError,
     OutputError,
 )
-from engine.music import MusicAnalysis, analyze_music
+from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import PlanOptions, Source, output_size, plan_montage
 from engine.probe import MediaInfo, expand_inputs, probe_media
 from engine.prompt import interpret_prompt
@@ -172,6 +172,9 @@ def analyze_music_isolated(path: Path) -> MusicAnalysis:
     librosa and numba cost about 220 MB once imported, memory the render should not
     carry: in a child it is returned to the system before rendering starts.
     """
+    cached = cached_analysis(path)
+    if cached is not None:
+        return cached
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         music: MusicAnalysis = pool.apply(analyze_music, (path,))

@@ -216,6 +216,21 @@ def _resample(resampler: Any, frame: Any) -> list[FloatArray]:
     return [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
 
 
+def cached_analysis(path: str | Path) -> MusicAnalysis | None:
+    """The cached analysis of this song's content, or None; never imports librosa.
+
+    Raises:
+        MusicError: the file is missing or empty.
+    """
+    path = Path(path)
+    _check_file(path)
+    key = f"{cache.content_hash(path)}-v{ANALYSIS_VERSION}"
+    analysis = cache.load(CACHE_KIND, key, MusicAnalysis.from_dict)
+    if analysis is not None:
+        analysis.path = str(path.absolute())
+    return analysis
+
+
 def analyze_music(
     path: str | Path, progress: Progress | None = None, use_cache: bool = True
 ) -> MusicAnalysis:
@@ -231,15 +246,12 @@ def analyze_music(
     """
     path = Path(path)
     report = progress or _no_progress
-    _check_file(path)
+    cached = cached_analysis(path) if use_cache else None
+    if cached is not None:
+        report(1.0)
+        return cached
     content_hash = cache.content_hash(path)
     key = f"{content_hash}-v{ANALYSIS_VERSION}"
-    cached = cache.load(CACHE_KIND, key, MusicAnalysis.from_dict) if use_cache else None
-    if cached is not None:
-        analysis = cached
-        analysis.path = str(path.absolute())
-        report(1.0)
-        return analysis
 
     started = time.monotonic()
     samples = decode_audio_mono(path, ANALYSIS_SR)
