@@ -144,7 +144,9 @@ def render_timeline(
     temp = output.with_name(f".{output.name}.{os.getpid()}.part")
     check_output_folder(output)
     try:
-        with _open_output(temp) as container:
+        with av.open(
+            str(temp), "w", format="mp4", options={"movflags": "+faststart"}
+        ) as container:
             _encode_all(timeline, container, progress)
         os.replace(temp, output)
     except OSError as error:
@@ -193,25 +195,6 @@ def _remove(path: Path) -> None:
         pass
     except OSError as error:
         log.warning("Could not remove the temporary file %s: %s", path, error)
-
-
-class _OutputContainer:
-    """An MP4 with one H.264 and one AAC stream; closes (finishes) on exit."""
-
-    def __init__(self, path: Path) -> None:
-        self.container = av.open(
-            str(path), "w", format="mp4", options={"movflags": "+faststart"}
-        )
-
-    def __enter__(self) -> Any:
-        return self.container
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.container.close()
-
-
-def _open_output(path: Path) -> _OutputContainer:
-    return _OutputContainer(path)
 
 
 def _encode_all(
