@@ -17,6 +17,7 @@ from engine.protocol import (
     EventKind,
     JobSpec,
     JobSpecError,
+    parse_export_formats,
 )
 
 BAR_WIDTH = 30
@@ -44,9 +45,28 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, help="same seed, same edit")
     render.add_argument("--chronological", action="store_true")
     render.add_argument(
-        "--export", default="otio", help=f"comma list of {', '.join(EXPORT_FORMATS)}"
+        "--export",
+        type=export_formats,
+        default=["otio"],
+        help=f"timelines to write beside the video: comma list of "
+        f"{', '.join(EXPORT_FORMATS)}, or all (the .otio is always written)",
     )
     render.add_argument(
+        "--json", action="store_true", help="print events as JSON lines"
+    )
+    export = commands.add_parser(
+        "export", help="write a finished montage's timeline for an editor"
+    )
+    export.add_argument("source", help="the job's .otio, its MP4, or its job file")
+    export.add_argument(
+        "--format",
+        "-f",
+        required=True,
+        type=export_formats,
+        help=f"comma list of {', '.join(EXPORT_FORMATS)}, or all",
+    )
+    export.add_argument("--output-dir", help="where to write (default: beside it)")
+    export.add_argument(
         "--json", action="store_true", help="print events as JSON lines"
     )
     commands.add_parser("styles", help="list the styles")
@@ -56,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         "warm-up", help="compile the music analysis once, after install"
     )
     return parser
+
+
+def export_formats(text: str) -> list[str]:
+    try:
+        return parse_export_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -80,7 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         return analyze_song(args.song, sys.stdout)
     if args.command == "warm-up":
         return warm_up()
+    if args.command == "export":
+        return export(args)
     return render(args)
+
+
+def export(args: argparse.Namespace) -> int:
+    from engine.export import run_export
+    from engine.runner import emit_line
+
+    emit = emit_line if args.json else TerminalProgress(sys.stderr).show
+    return run_export(args.source, args.format, args.output_dir, emit)
 
 
 def warm_up() -> int:
@@ -164,7 +201,7 @@ def render(args: argparse.Namespace) -> int:
             quality=args.quality,
             seed=args.seed,
             chronological=args.chronological,
-            export=[name.strip() for name in args.export.split(",") if name.strip()],
+            export=args.export,
         )
     except JobSpecError as error:
         sys.stderr.write(f"montage-ai: {error}\n")
@@ -194,10 +231,13 @@ class TerminalProgress:
             self._print(f"failed: {data['message']}")
         elif event.kind is EventKind.FINISHED:
             summary = data.get("summary", {})
-            self._print(
-                f"Done: {summary.get('shots')} shots from {summary.get('sources_used')} "
-                f"clips, seed {summary.get('seed')}."
-            )
+            if "shots" in summary:
+                self._print(
+                    f"Done: {summary['shots']} shots from "
+                    f"{summary.get('sources_used')} clips, seed {summary.get('seed')}."
+                )
+            else:
+                self._print("Done.")
             for kind, path in data["outputs"].items():
                 self._print(f"  {kind}: {path}")
 

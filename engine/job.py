@@ -21,6 +21,13 @@ from engine.errors import (
     NoUsableClipsError,
     OutputError,
 )
+from engine.export import (
+    EXPORT_LIMIT,
+    StagedFiles,
+    build_exports,
+    export_paths,
+    stage_exports,
+)
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import PlanOptions, Source, output_size, plan_montage
 from engine.probe import MediaInfo, expand_inputs, probe_media
@@ -99,7 +106,7 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
     timeline = plan_stage(spec, sources, music, style, seed, reporter)
-    outputs = render_stage(timeline, output, reporter)
+    outputs = render_stage(timeline, output, spec.export, reporter)
     summary = _summary(timeline, seed, style, len(sources))
     event = make_finished(outputs, summary)
     emit(event)
@@ -112,7 +119,7 @@ def probe_stage(
     paths = expand_inputs(spec.clips)
     reporter.begin("probe", f"Checking {len(paths)} clip(s)")
     sources = [*paths, Path(spec.music).expanduser()]
-    for written in (output, timeline_path(output)):
+    for written in (output, *export_paths(output, spec.export)):
         if any(_same_file(written, source) for source in sources):
             raise InvalidJobError(
                 f"Writing {written.name} would replace one of the clips or the song; "
@@ -142,10 +149,6 @@ def _same_file(first: Path, second: Path) -> bool:
         return first.resolve() == second.resolve()
     except OSError:
         return False
-
-
-def timeline_path(output: Path) -> Path:
-    return output.with_suffix(".otio")
 
 
 def _skip(reporter: StageReporter, error: MediaError) -> None:
@@ -274,48 +277,39 @@ def _warn_about_changed_options(
 
 
 def render_stage(
-    timeline: otio.schema.Timeline, output: Path, reporter: StageReporter
+    timeline: otio.schema.Timeline,
+    output: Path,
+    formats: list[str],
+    reporter: StageReporter,
 ) -> dict[str, str]:
-    """Render the MP4, then put the timeline beside it.
+    """Render the MP4, then put the timeline and its exports beside it.
 
-    The timeline is written to a temporary file first, so that a folder that takes
-    the video but not the timeline fails before the long render, and neither file
-    appears unless both are complete.
+    The exports are written to temporary files first, so that a folder that takes
+    the video but not them fails before the long render, and none of the files
+    appears unless all are complete.
     """
-    otio_path = timeline_path(output)
-    otio_temp = write_timeline(timeline, otio_path)
+    exports = build_exports(timeline, output.with_suffix(""), ["otio", *formats])
+    for export in exports:
+        for warning in export.warnings:
+            reporter.emit(make_warning(EXPORT_LIMIT, warning, str(export.main_path)))
+    staged = StagedFiles()
     try:
+        stage_exports(exports, staged)
         reporter.begin("render", f"Rendering {output.name}")
         render_timeline(timeline, output, reporter.progress)
-        reporter.begin("export", f"Writing the timeline {otio_path.name}")
+        names = ", ".join(export.main_path.name for export in exports)
+        reporter.begin("export", f"Writing {names}")
         try:
-            os.replace(otio_temp, otio_path)
-        except OSError as error:
+            staged.commit()
+        except OutputError:
             output.unlink(missing_ok=True)
-            raise OutputError(
-                f"Could not write the timeline {otio_path}: {error.strerror}. "
-                "Choose another output name or folder.",
-                str(otio_path),
-            ) from error
+            raise
     finally:
-        otio_temp.unlink(missing_ok=True)
+        staged.discard()
     reporter.progress(1.0)
-    return {"video": str(output), "otio": str(otio_path)}
-
-
-def write_timeline(timeline: otio.schema.Timeline, path: Path) -> Path:
-    """Write the .otio to a hidden temporary file beside path; return that file."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        otio.adapters.write_to_file(timeline, str(temp), adapter_name="otio_json")
-    except OSError as error:
-        temp.unlink(missing_ok=True)
-        raise OutputError(
-            f"Could not write the timeline beside {path.name} in {path.parent}: "
-            f"{error.strerror or error}. Choose another output folder.",
-            str(path),
-        ) from error
-    return temp
+    outputs = {"video": str(output)}
+    outputs.update({export.format: str(export.main_path) for export in exports})
+    return outputs
 
 
 def _summary(

@@ -417,14 +417,17 @@ def _clip(
 ) -> otio.schema.Clip:
     info = source.info
     rate = float(info.fps_fraction)
+    first_frame = _timecode_frames(info)
     reference = otio.schema.ExternalReference(
         target_url=info.path,
         available_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(0, rate),
+            otio.opentime.RationalTime(first_frame, rate),
             otio.opentime.RationalTime(round(info.duration_sec * rate), rate),
         ),
     )
     reference.metadata[META] = {
+        "timecode": info.timecode,
+        "has_audio": bool(info.audio_streams),
         "start_sec": info.start_sec,
         "fps": list(info.fps),
         "width": info.width,
@@ -438,7 +441,7 @@ def _clip(
         name=f"{os.path.basename(info.path)} #{position + 1}",
         media_reference=reference,
         source_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(in_frame, rate),
+            otio.opentime.RationalTime(first_frame + in_frame, rate),
             otio.opentime.RationalTime(segment.length_frames, fps),
         ),
     )
@@ -449,6 +452,21 @@ def _clip(
         "shot_index": segment.shot_index,
     }
     return clip
+
+
+def _timecode_frames(info: MediaInfo) -> int:
+    """The frame number of the source's first frame: its start timecode, or 0.
+
+    Editors number a clip's frames from its timecode, so source ranges counted from
+    it relink at the same frames.
+    """
+    if not info.timecode:
+        return 0
+    try:
+        start = otio.opentime.from_timecode(info.timecode, float(info.fps_fraction))
+    except ValueError:
+        return 0
+    return round(start.value)
 
 
 def _transition(cut: Cut, fps: int) -> otio.schema.Transition:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -55,6 +56,8 @@ class MediaInfo:
     bit_depth: int
     audio_streams: list[AudioStreamInfo] = field(default_factory=list)
     creation_time: str | None = None
+    # The start timecode a camera or editor wrote ("01:00:10:05"), if any.
+    timecode: str | None = None
 
     @property
     def fps_fraction(self) -> Fraction:
@@ -198,9 +201,22 @@ def _probe_container(path: Path, container: Any) -> MediaInfo:
         bit_depth=_bit_depth(pixel_format),
         audio_streams=[_audio_info(s) for s in container.streams.audio],
         creation_time=container.metadata.get("creation_time"),
+        timecode=_start_timecode(container, stream),
     )
     info.variable_frame_rate = _is_variable_rate(container, stream, fps)
     return info
+
+
+def _start_timecode(container: Any, stream: Any) -> str | None:
+    """The source's start timecode: from the video stream, a tmcd track or the file."""
+    candidates = [stream, *container.streams.data, container]
+    for holder in candidates:
+        value = holder.metadata.get("timecode")
+        if isinstance(value, str) and re.fullmatch(
+            r"\d{2}:\d{2}:\d{2}[:;.]\d{2}", value
+        ):
+            return value
+    return None
 
 
 def _is_still_image(container: Any) -> bool:

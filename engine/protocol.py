@@ -17,7 +17,41 @@ PROTOCOL_VERSION = 1
 ASPECTS = ("16:9", "9:16", "1:1")
 FITS = ("crop", "fit")
 QUALITIES = ("preview", "final")
-EXPORT_FORMATS = ("otio",)
+# Timeline formats for editors; the .otio is always written beside a render.
+EXPORT_FORMATS = ("otio", "fcp7", "fcpxml", "edl", "mlt", "csv")
+EXPORT_SUFFIXES = {
+    "otio": ".otio",
+    "fcp7": ".xml",
+    "fcpxml": ".fcpxml",
+    "edl": ".edl",
+    "mlt": ".mlt",
+    "csv": ".csv",
+}
+# What each format is for, by the editors that open it (menus and help).
+EXPORT_LABELS = {
+    "otio": "OpenTimelineIO (DaVinci Resolve, Premiere Pro, Kdenlive)",
+    "fcp7": "FCP 7 XML (Premiere Pro, DaVinci Resolve)",
+    "fcpxml": "FCPXML (Final Cut Pro, DaVinci Resolve)",
+    "edl": "CMX 3600 EDL (Avid, any editor)",
+    "mlt": "MLT project (Shotcut, Kdenlive)",
+    "csv": "Cut list (spreadsheet)",
+}
+
+
+def parse_export_formats(text: str) -> list[str]:
+    """ "fcp7, edl" or "all" as a list of formats; ValueError names an unknown one."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(EXPORT_FORMATS)
+    unknown = [name for name in names if name not in EXPORT_FORMATS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown export format {', '.join(unknown) or repr(text)}: use "
+            f"{', '.join(EXPORT_FORMATS)} or all"
+        )
+    return names
+
+
 STAGES = ("probe", "music", "clips", "plan", "render", "export")
 OUTPUT_SUFFIXES = (".mp4", ".m4v")
 

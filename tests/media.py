@@ -56,7 +56,7 @@ class ClipTruth:
     """What write_marker_clip wrote, for tests to compare against."""
 
     path: Path
-    fps: int
+    fps: int | Fraction
     frames: int
     times_sec: list[float]
     cuts: list[int]
@@ -317,7 +317,7 @@ def write_marker_clip(
     path: str | Path,
     *,
     frames: int,
-    fps: int = 25,
+    fps: int | Fraction = 25,
     size: tuple[int, int] = (320, 180),
     cuts: Sequence[int] = (),
     rotation: int = 0,
@@ -327,13 +327,16 @@ def write_marker_clip(
     pix_fmt: str = "yuv420p",
     audio: bool = False,
     gop: int | None = None,
+    timecode: str | None = None,
 ) -> ClipTruth:
     """Write a clip whose every frame shows its index as a marker.
 
     size is the stored (width, height); with rotation 90 or 270 the clip displays
     as (height, width). The stored picture is pre-rotated so that it displays
     upright once rotated counter-clockwise by rotation. Each index in cuts starts
-    a new shot. vfr alternates frame intervals of 0.6/fps and 1.4/fps.
+    a new shot. vfr alternates frame intervals of 0.6/fps and 1.4/fps. fps may be
+    a Fraction (30000/1001). timecode ("01:00:10:05") becomes the start timecode
+    (a tmcd track in MOV and MP4).
     """
     _check_clip_args(frames, rotation, cuts)
     if Path(path).suffix.lower() == ".avi" and (rotation or vfr or start_sec):
@@ -360,6 +363,8 @@ def write_marker_clip(
     # kills the process with a floating point exception (PyAV 18.1).
     with av.open(str(path), "w") as container:
         video = _add_video_stream(container, truth, pix_fmt)
+        if timecode is not None:
+            video.metadata["timecode"] = timecode
         audio_codec, sample_format = _clip_audio_codec(truth.path)
         tone_stream = (
             _add_audio_stream(container, audio_codec, 48000, 2) if audio else None
@@ -394,7 +399,7 @@ def _check_clip_args(frames: int, rotation: int, cuts: Sequence[int]) -> None:
 
 
 def _frame_times_sec(
-    frames: int, fps: int, vfr: bool, start_sec: float, time_base: Fraction
+    frames: int, fps: int | Fraction, vfr: bool, start_sec: float, time_base: Fraction
 ) -> list[float]:
     pattern_frames = (0.6, 1.4) if vfr else (1.0,)
     intervals_sec = [

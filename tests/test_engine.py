@@ -15,6 +15,7 @@ import opentimelineio as otio
 import pytest
 
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
+from tests.engine_runs import run_engine
 from tests.media import (
     ClipTruth,
     decode_rgb_frames,
@@ -43,19 +44,6 @@ def clips(media_dir: Path) -> dict[str, ClipTruth]:
     return {
         name: write_marker_clip(folder / name, **spec) for name, spec in specs.items()
     }
-
-
-def run_engine(job: dict[str, Any], folder: Path) -> tuple[int, list[Any], str]:
-    job_path = folder / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", str(job_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    events = [parse_event(line) for line in result.stdout.splitlines()]
-    return result.returncode, events, result.stderr
 
 
 def cut_frames(timeline: otio.schema.Timeline) -> list[int]:

@@ -1,0 +1,259 @@
+"""The rendered edit for editors: .otio, FCP 7 XML, FCPXML, CMX 3600 EDL, MLT, CSV.
+
+Every format is written from the one timeline the render used (the .otio beside the
+MP4), so what an editor opens is the edit that was rendered. Each writer returns its
+files as text and a warning for everything the format cannot say; nothing is
+dropped silently. Files are written to hidden temporary names and renamed into place
+together, so a failed export leaves no file that looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import opentimelineio as otio
+
+from engine.errors import EngineError, InvalidJobError, OutputError
+from engine.plan import META
+from engine.protocol import (
+    EXIT_CODES,
+    EXPORT_FORMATS,
+    EXPORT_LABELS,
+    EXPORT_SUFFIXES,
+    Event,
+    JobSpec,
+    JobSpecError,
+    make_failed,
+    make_finished,
+    make_warning,
+)
+
+log = logging.getLogger(__name__)
+
+EXPORT_LIMIT = "export_limit"
+REELS_SUFFIX = ".reels.csv"
+
+Writer = Callable[[otio.schema.Timeline, str], tuple[dict[str, str], list[str]]]
+
+
+@dataclass
+class Export:
+    """One format's files (path -> text), its main file and what it could not say."""
+
+    format: str
+    files: dict[Path, str]
+    main_path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def _writers() -> dict[str, Writer]:
+    # Imported here: the adapters are only needed when exporting.
+    from engine.export import cutlist, nle
+
+    return {
+        "otio": nle.write_otio,
+        "fcp7": nle.write_fcp7,
+        "fcpxml": nle.write_fcpxml,
+        "edl": nle.write_edl,
+        "mlt": _write_mlt,
+        "csv": cutlist.write_cut_list,
+    }
+
+
+def _write_mlt(
+    timeline: otio.schema.Timeline, stem: str
+) -> tuple[dict[str, str], list[str]]:
+    from engine.export.mlt import write_mlt
+
+    text, warnings = write_mlt(timeline)
+    return {".mlt": text}, warnings
+
+
+def build_exports(
+    timeline: otio.schema.Timeline, base: Path, formats: Iterable[str]
+) -> list[Export]:
+    """Every asked format of the timeline, in memory, named after base (no suffix)."""
+    writers = _writers()
+    exports = []
+    for name in dict.fromkeys(formats):
+        if name not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {name!r}")
+        try:
+            texts, warnings = writers[name](timeline, base.name)
+        except Exception as error:  # An adapter's own failure, reported in words.
+            log.exception("export %s failed", name)
+            raise EngineError(
+                f"The {EXPORT_LABELS[name]} export failed ({error}). The render "
+                "and its .otio are fine; report this with the .otio attached.",
+            ) from error
+        files = {
+            base.with_name(base.name + suffix): text for suffix, text in texts.items()
+        }
+        main_path = base.with_name(base.name + EXPORT_SUFFIXES[name])
+        exports.append(Export(name, files, main_path, warnings))
+    return exports
+
+
+def export_paths(output: Path, formats: Iterable[str]) -> list[Path]:
+    """Every file a render to output writes besides the video, for safety checks."""
+    base = output.with_suffix("")
+    suffixes = [EXPORT_SUFFIXES[name] for name in ("otio", *formats)]
+    if "edl" in formats:
+        suffixes.append(REELS_SUFFIX)
+    return [base.with_name(base.name + suffix) for suffix in dict.fromkeys(suffixes)]
+
+
+class StagedFiles:
+    """Files written under hidden temporary names, renamed into place together."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+
+    def stage(self, path: Path, text: str) -> None:
+        temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            temp.write_text(text, encoding="utf-8")
+        except OSError as error:
+            temp.unlink(missing_ok=True)
+            self.discard()
+            raise OutputError(
+                f"Could not write {path.name} in {path.parent}: "
+                f"{error.strerror or error}. Choose another output folder.",
+                str(path),
+            ) from error
+        self._staged.append((temp, path))
+
+    def commit(self) -> None:
+        done: list[Path] = []
+        try:
+            for temp, path in self._staged:
+                os.replace(temp, path)
+                done.append(path)
+        except OSError as error:
+            # All or none: a partial set would not match what was asked.
+            for written in done:
+                written.unlink(missing_ok=True)
+            self.discard()
+            raise OutputError(
+                f"Could not put {path.name} in {path.parent}: "
+                f"{error.strerror or error}. Choose another output folder.",
+                str(path),
+            ) from error
+        self._staged.clear()
+
+    def discard(self) -> None:
+        for temp, _ in self._staged:
+            temp.unlink(missing_ok=True)
+        self._staged.clear()
+
+
+def stage_exports(exports: Iterable[Export], staged: StagedFiles) -> None:
+    for export in exports:
+        for path, text in export.files.items():
+            staged.stage(path, text)
+
+
+def write_exports(exports: list[Export]) -> None:
+    """Write every file of every export, all or none."""
+    staged = StagedFiles()
+    stage_exports(exports, staged)
+    staged.commit()
+
+
+def timeline_for(source: str | Path) -> Path:
+    """The .otio of a finished job, given the .otio, the rendered MP4 or the job."""
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            spec = JobSpec.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, JobSpecError) as error:
+            raise InvalidJobError(
+                f"{path}: not a job file this engine can read ({error}).", str(path)
+            ) from error
+        path = Path(spec.output)
+        suffix = path.suffix.lower()
+    if suffix != ".otio":
+        path = path.with_suffix(".otio")
+    if not path.is_file():
+        raise InvalidJobError(
+            f"{path}: no timeline there. Export needs the .otio that a finished "
+            "render writes beside its video; render the job first, or name the "
+            ".otio itself.",
+            str(path),
+        )
+    return path
+
+
+def load_timeline(path: Path) -> otio.schema.Timeline:
+    try:
+        timeline = otio.adapters.read_from_file(str(path), adapter_name="otio_json")
+    except Exception as error:  # OTIO raises many kinds for a damaged file.
+        raise InvalidJobError(
+            f"{path.name}: the timeline cannot be read ({error}). Render the job "
+            "again to write a new one.",
+            str(path),
+        ) from error
+    if not isinstance(timeline, otio.schema.Timeline) or META not in timeline.metadata:
+        raise InvalidJobError(
+            f"{path.name}: not a timeline written by Montage AI; only our own "
+            "renders' timelines can be exported.",
+            str(path),
+        )
+    return timeline
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"Could not make the folder {folder}: {error.strerror or error}. "
+            "Choose another folder.",
+            str(folder),
+        ) from error
+
+
+def run_export(
+    source: str,
+    formats: list[str],
+    output_dir: str | None,
+    emit: Callable[[Event], None],
+) -> int:
+    """Export a finished job's timeline; report warnings and paths as events."""
+    try:
+        otio_path = timeline_for(source)
+        timeline = load_timeline(otio_path)
+        folder = Path(output_dir) if output_dir else otio_path.parent
+        _make_folder(folder)
+        exports = build_exports(timeline, folder / otio_path.stem, formats)
+        outputs = {}
+        for export in exports:
+            if export.format == "otio" and export.main_path == otio_path:
+                export.files.clear()
+            outputs[export.format] = str(export.main_path.absolute())
+        write_exports(exports)
+    except EngineError as error:
+        emit(make_failed(error.code, error.message))
+        return EXIT_CODES[error.code]
+    for export in exports:
+        for warning in export.warnings:
+            emit(make_warning(EXPORT_LIMIT, warning, str(export.main_path)))
+    warnings = sum(len(export.warnings) for export in exports)
+    emit(make_finished(outputs, {"formats": len(exports), "warnings": warnings}))
+    return 0
+
+
+__all__ = [
+    "Export",
+    "StagedFiles",
+    "build_exports",
+    "export_paths",
+    "run_export",
+    "stage_exports",
+    "write_exports",
+]

@@ -1,0 +1,151 @@
+"""What every export format needs from the timeline: clips, song, limits in words."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+
+from engine.frames import grade_filters
+from engine.plan import META
+
+
+def video_clips(timeline: otio.schema.Timeline) -> list[otio.schema.Clip]:
+    return list(timeline.video_tracks()[0].find_clips())
+
+
+def song_clip(timeline: otio.schema.Timeline) -> otio.schema.Clip | None:
+    for track in timeline.audio_tracks():
+        for clip in track.find_clips():
+            return clip
+    return None
+
+
+def timeline_fps(timeline: otio.schema.Timeline) -> int:
+    return int(timeline.metadata[META]["fps"])
+
+
+def source_rate(clip: otio.schema.Clip) -> Fraction:
+    return Fraction(*clip.media_reference.metadata[META]["fps"])
+
+
+def file_url(path: str) -> str:
+    """An absolute file URL (file:///...), percent-encoded, as editors expect."""
+    return Path(os.path.abspath(path)).as_uri()
+
+
+def song_to_frames(timeline: otio.schema.Timeline) -> str | None:
+    """Re-time the song's ranges from samples to timeline frames, in place.
+
+    Formats that count audio in video frames cannot hold a start between frames;
+    returns a warning when the song's start moved by more than a millisecond.
+    """
+    song = song_clip(timeline)
+    if song is None:
+        return None
+    fps = timeline_fps(timeline)
+    reference = song.media_reference
+    start = song.source_range.start_time
+    start_frames = round(start.rescaled_to(fps).value)
+    moved_ms = abs(start_frames / fps - start.to_seconds()) * 1000
+    available = reference.available_range
+    reference.available_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, fps),
+        otio.opentime.RationalTime(
+            round(available.duration.rescaled_to(fps).value), fps
+        ),
+    )
+    song.source_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(start_frames, fps),
+        song.source_range.duration.rescaled_to(fps),
+    )
+    if moved_ms <= 1.0:
+        return None
+    return (
+        f"The song starts {moved_ms:.0f} ms off a frame boundary, which this format "
+        f"cannot say: it starts at the nearest frame, {start_frames / fps:.3f} s."
+    )
+
+
+def common_warnings(
+    timeline: otio.schema.Timeline,
+    format_name: str,
+    *,
+    transitions: bool,
+    markers: bool,
+    fades: bool,
+) -> list[str]:
+    """What the render did that format_name cannot hold, one sentence each."""
+    meta = timeline.metadata[META]
+    warnings = []
+    if grade_filters(meta.get("grade") or {}):
+        warnings.append(
+            f"{format_name} has no place for the colour grade of the style "
+            f"{meta.get('style')!r}; the footage appears ungraded in your editor."
+        )
+    framing = _framing_warning(timeline, format_name)
+    if framing:
+        warnings.append(framing)
+    kinds = Counter(
+        item.metadata.get(META, {}).get("kind", item.name)
+        for item in timeline.video_tracks()[0]
+        if isinstance(item, otio.schema.Transition)
+    )
+    if kinds and not transitions:
+        listed = ", ".join(
+            f"{count} {kind.replace('_', ' ')}" for kind, count in kinds.items()
+        )
+        warnings.append(
+            f"{format_name} carries no transitions here ({listed}); each is a cut "
+            "at the transition's centre."
+        )
+    elif transitions and set(kinds) - {"crossfade"}:
+        others = ", ".join(sorted(set(kinds) - {"crossfade"})).replace("_", " ")
+        warnings.append(
+            f"{format_name} has only cross dissolves: the {others} transitions "
+            "are written as cross dissolves of the same length."
+        )
+    if not markers and len(timeline.tracks.markers):
+        warnings.append(
+            f"{format_name} holds no markers: the {len(timeline.tracks.markers)} beat "
+            "markers are in the .otio and FCP 7 XML exports."
+        )
+    song = song_clip(timeline)
+    fade = float(song.metadata.get(META, {}).get("fade_out_sec", 0.0)) if song else 0.0
+    if fade and not fades:
+        warnings.append(
+            f"{format_name} has no audio fades: add the song's {fade:g} s fade-out "
+            "at the end yourself."
+        )
+    return warnings
+
+
+def _framing_warning(timeline: otio.schema.Timeline, format_name: str) -> str | None:
+    meta = timeline.metadata[META]
+    width, height = int(meta["width"]), int(meta["height"])
+    reframed = []
+    for clip in video_clips(timeline):
+        facts = clip.media_reference.metadata[META]
+        shown_width = (
+            facts["width"] * facts["sample_aspect"][0] / facts["sample_aspect"][1]
+        )
+        shown = (
+            (facts["height"], shown_width)
+            if facts["rotation"] % 180
+            else (shown_width, facts["height"])
+        )
+        if abs(shown[0] * height - shown[1] * width) > 0.01 * width * height:
+            reframed.append(os.path.basename(clip.media_reference.target_url))
+    if not reframed:
+        return None
+    names = ", ".join(sorted(set(reframed))[:5])
+    how = "crops to fill" if meta["fit"] == "crop" else "fits with bars"
+    setting = "fill (crop)" if meta["fit"] == "crop" else "fit"
+    return (
+        f"{format_name} does not carry the render's framing: the render {how} the "
+        f"{width}x{height} frame for {names}{' and others' if len(set(reframed)) > 5 else ''}. "
+        f"Set your editor's scaling of mismatched media to {setting}."
+    )

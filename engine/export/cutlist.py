@@ -1,0 +1,94 @@
+"""The edit as a cut list for a spreadsheet: one row per shot."""
+
+from __future__ import annotations
+
+import csv
+import io
+from fractions import Fraction
+
+import opentimelineio as otio
+
+from engine.export.common import source_rate, timeline_fps
+from engine.plan import META
+
+COLUMNS = [
+    "index",
+    "source_path",
+    "source_in_tc",
+    "source_out_tc",
+    "source_in_sec",
+    "source_out_sec",
+    "source_fps",
+    "record_in_tc",
+    "record_out_tc",
+    "record_in_frame",
+    "record_out_frame",
+    "beat",
+    "transition_in",
+]
+
+
+def write_cut_list(
+    timeline: otio.schema.Timeline, stem: str
+) -> tuple[dict[str, str], list[str]]:
+    """Source in and out (timecode and seconds), record in and out, beat number.
+
+    Source timecodes count from the source's own start timecode at its own rate;
+    seconds count from its first frame. Out points are exclusive, as editors
+    count them.
+    """
+    fps = timeline_fps(timeline)
+    track = timeline.video_tracks()[0]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    joined = "cut"
+    number = 0
+    for clip in track:
+        if isinstance(clip, otio.schema.Transition):
+            joined = clip.metadata.get(META, {}).get("kind", clip.name)
+            continue
+        if not isinstance(clip, otio.schema.Clip):
+            continue
+        number += 1
+        rate = source_rate(clip)
+        first = clip.media_reference.available_range.start_time
+        source_in = clip.source_range.start_time
+        length_sec = clip.source_range.duration.to_seconds()
+        in_frames = round(source_in.value)
+        out_frames = in_frames + round(
+            Fraction(length_sec).limit_denominator(10**6) * rate
+        )
+        in_sec = (in_frames - round(first.value)) / rate
+        record = track.range_of_child(clip)
+        record_in = round(record.start_time.rescaled_to(fps).value)
+        record_out = record_in + round(record.duration.rescaled_to(fps).value)
+        writer.writerow(
+            [
+                number,
+                clip.media_reference.target_url,
+                _timecode(in_frames, rate),
+                _timecode(out_frames, rate),
+                f"{float(in_sec):.6f}",
+                f"{float(in_sec) + length_sec:.6f}",
+                f"{float(rate):.6g}",
+                _timecode(record_in, Fraction(fps)),
+                _timecode(record_out, Fraction(fps)),
+                record_in,
+                record_out,
+                clip.metadata.get(META, {}).get("beat_index", ""),
+                joined,
+            ]
+        )
+        joined = "cut"
+    return {".csv": out.getvalue()}, []
+
+
+def _timecode(frames: int, rate: Fraction) -> str:
+    """SMPTE timecode at rate (drop-frame at 29.97 and 59.94), or "" if none."""
+    try:
+        return otio.opentime.to_timecode(
+            otio.opentime.RationalTime(frames, float(rate)), float(rate)
+        )
+    except ValueError:
+        return ""

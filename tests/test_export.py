@@ -1,0 +1,407 @@
+"""Timelines for editors: every format read back gives the rendered edit, frame for frame.
+
+One real render (mixed rates, a start timecode, a 29.97 fps clip, VFR, a late
+start, folders with spaces and non-ASCII letters) is exported to every format;
+each file is read back through OpenTimelineIO's own adapter and compared, record
+frame by record frame, with the timeline the render used.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+import pytest
+
+from engine.export import build_exports
+from engine.export.nle import reel_names
+from engine.probe import probe_media
+from engine.protocol import EventKind, parse_event
+from tests.engine_runs import run_engine
+from tests.media import write_marker_clip, write_song
+
+FPS = 30
+FORMATS = ["fcp7", "fcpxml", "edl", "csv"]
+TIMECODE = "01:00:10:05"
+
+
+@pytest.fixture(scope="module")
+def render(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A finished render with every export, and the events it reported."""
+    folder = media_dir / "export clips é"
+    folder.mkdir(exist_ok=True)
+    specs: dict[str, dict[str, Any]] = {
+        "a 25 fps.mp4": {"frames": 150, "fps": 25, "cuts": [60, 110]},
+        "b timecode.mov": {"frames": 180, "fps": 30, "timecode": TIMECODE},
+        "c ntsc.mov": {"frames": 150, "fps": Fraction(30000, 1001), "cuts": [80]},
+        "d vfr.mp4": {"frames": 150, "fps": 30, "vfr": True, "cuts": [70]},
+        "e late ü.mov": {"frames": 125, "fps": 25, "start_sec": 1.5},
+    }
+    for name, spec in specs.items():
+        if not (folder / name).exists():
+            write_marker_clip(folder / name, **spec)
+    song = media_dir / "export song.wav"
+    if not song.exists():
+        write_song(song, bpm=120, sections=(("quiet", 6.0), ("build", 6.0)))
+    out_dir = tmp_path_factory.mktemp("export render ü")
+    output = out_dir / "my montage.mp4"
+    job = {
+        "clips": [str(folder)],
+        "music": str(song),
+        "output": str(output),
+        "style": "documentary",
+        "duration_sec": 10,
+        "quality": "preview",
+        "size": [320, 180],
+        "fps": FPS,
+        "seed": 7,
+        "export": FORMATS,
+    }
+    status, events, stderr = run_engine(job, out_dir)
+    assert status == 0, stderr[-2000:]
+    finished = [e for e in events if e.kind is EventKind.FINISHED][-1]
+    timeline = otio.adapters.read_from_file(finished.data["outputs"]["otio"])
+    return {
+        "outputs": finished.data["outputs"],
+        "events": events,
+        "timeline": timeline,
+        "folder": out_dir,
+    }
+
+
+# The cut list, as each output frame shows it.
+
+
+def source_rates(timeline: otio.schema.Timeline) -> dict[str, Fraction]:
+    return {
+        clip.media_reference.target_url: Fraction(
+            *clip.media_reference.metadata["montage_ai"]["fps"]
+        )
+        for clip in timeline.video_tracks()[0].find_clips()
+    }
+
+
+def transition_frames(timeline: otio.schema.Timeline) -> set[int]:
+    """Output frames inside a transition, where two sources are mixed."""
+    track = timeline.video_tracks()[0]
+    frames: set[int] = set()
+    for index, item in enumerate(track):
+        if isinstance(item, otio.schema.Transition):
+            cut = round(track.range_of_child_at_index(index + 1).start_time.value)
+            before = round(item.in_offset.rescaled_to(FPS).value)
+            after = round(item.out_offset.rescaled_to(FPS).value)
+            frames.update(range(cut - before - 1, cut + after + 1))
+    return frames
+
+
+def shown_frames(
+    timeline: otio.schema.Timeline,
+    rates: dict[str, Fraction],
+    path_of: Any = None,
+) -> dict[int, tuple[str, int]]:
+    """Output frame -> (source path, source frame number counted from timecode 0)."""
+    track = timeline.video_tracks()[0]
+    shown: dict[int, tuple[str, int]] = {}
+    for clip in track.find_clips():
+        path = path_of(clip) if path_of else local_path(clip.media_reference.target_url)
+        rate = rates[path]
+        record = track.range_of_child(clip)
+        record_in = round(record.start_time.to_seconds() * FPS)
+        record_out = record_in + round(record.duration.to_seconds() * FPS)
+        source_in_sec = clip.source_range.start_time.to_seconds()
+        for frame in range(record_in, record_out):
+            source_sec = source_in_sec + (frame - record_in) / FPS
+            shown[frame] = (path, round(source_sec * rate + 1e-6))
+    return shown
+
+
+def local_path(url: str) -> str:
+    if url.startswith("file:"):
+        return unquote(urlparse(url).path)
+    return url
+
+
+def assert_same_edit(
+    read_back: otio.schema.Timeline, truth: otio.schema.Timeline, path_of: Any = None
+) -> None:
+    rates = source_rates(truth)
+    expected = shown_frames(truth, rates)
+    got = shown_frames(read_back, rates, path_of)
+    mixed = transition_frames(truth)
+    total = truth.metadata["montage_ai"]["total_frames"]
+    assert len(expected) == total
+    compared = 0
+    for frame in range(total):
+        if frame in mixed:
+            continue
+        assert got.get(frame) == expected[frame], f"output frame {frame}"
+        compared += 1
+    assert compared > total * 0.6
+
+
+def song_range_sec(timeline: otio.schema.Timeline) -> tuple[float, float]:
+    clip = next(iter(timeline.audio_tracks()[0].find_clips()))
+    return clip.source_range.start_time.to_seconds(), clip.duration().to_seconds()
+
+
+# The tests.
+
+
+def test_every_format_is_written_beside_the_render(render: dict[str, Any]) -> None:
+    outputs = render["outputs"]
+    assert set(outputs) == {"video", "otio", *FORMATS}
+    for path in outputs.values():
+        assert Path(path).stat().st_size > 0
+    folder = render["folder"]
+    assert (folder / "my montage.reels.csv").is_file()
+    assert not list(folder.glob(".*part"))
+
+
+def test_the_timeline_counts_source_frames_from_the_start_timecode(
+    render: dict[str, Any],
+) -> None:
+    clip_path = next(
+        clip.media_reference.target_url
+        for clip in render["timeline"].video_tracks()[0].find_clips()
+        if "timecode" in clip.media_reference.target_url
+    )
+    assert probe_media(clip_path).timecode == TIMECODE
+    for clip in render["timeline"].video_tracks()[0].find_clips():
+        reference = clip.media_reference
+        start = reference.available_range.start_time
+        if reference.target_url == clip_path:
+            assert otio.opentime.to_timecode(start, start.rate) == TIMECODE
+            assert clip.source_range.start_time.value >= start.value
+        else:
+            assert start.value == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "adapter"),
+    [("otio", "otio_json"), ("fcp7", "fcp_xml"), ("fcpxml", "fcpx_xml")],
+)
+def test_read_back_gives_the_rendered_edit(
+    render: dict[str, Any], name: str, adapter: str
+) -> None:
+    truth = render["timeline"]
+    read_back = otio.adapters.read_from_file(
+        render["outputs"][name], adapter_name=adapter
+    )
+    assert_same_edit(read_back, truth)
+    start_sec, length_sec = song_range_sec(read_back)
+    true_start, true_length = song_range_sec(truth)
+    # The FCPXML reader truncates times to whole frames; the file holds the sample.
+    assert abs(start_sec - true_start) <= 1 / FPS
+    assert round(length_sec * FPS) == round(true_length * FPS)
+
+
+def test_edl_read_back_gives_the_rendered_edit_through_its_reels(
+    render: dict[str, Any],
+) -> None:
+    edl_path = Path(render["outputs"]["edl"])
+    text = edl_path.read_text(encoding="utf-8")
+    assert "FROM CLIP:" not in text and "TO CLIP:" not in text
+    with open(edl_path.with_suffix(".reels.csv"), encoding="utf-8") as stream:
+        reels = {row["reel"]: row["path"] for row in csv.DictReader(stream)}
+    assert all(len(reel) <= 8 for reel in reels)
+    read_back = otio.adapters.read_from_string(text, "cmx_3600", rate=FPS)
+    song = next(iter(read_back.audio_tracks()[0].find_clips()))
+    assert reels[song.metadata["cmx_3600"]["reel"]].endswith("export song.wav")
+    true_start, true_length = song_range_sec(render["timeline"])
+    assert abs(song.source_range.start_time.to_seconds() - true_start) <= 0.5 / FPS
+    assert round(song.source_range.duration.to_seconds() * FPS) == round(
+        true_length * FPS
+    )
+    video = otio.schema.Timeline()
+    video.tracks.append(read_back.video_tracks()[0].deepcopy())
+    assert_same_edit(
+        video,
+        render["timeline"],
+        path_of=lambda clip: reels[clip.metadata["cmx_3600"]["reel"]],
+    )
+
+
+def test_beat_markers_survive_otio_fcp7_and_fcpxml(render: dict[str, Any]) -> None:
+    truth = render["timeline"]
+    expected = sorted(
+        (round(m.marked_range.start_time.value), m.name) for m in truth.tracks.markers
+    )
+    assert any(name.startswith("downbeat") for _, name in expected)
+    for name, adapter in (("otio", "otio_json"), ("fcp7", "fcp_xml")):
+        back = otio.adapters.read_from_file(
+            render["outputs"][name], adapter_name=adapter
+        )
+        got = sorted(
+            (round(m.marked_range.start_time.rescaled_to(FPS).value), m.name)
+            for m in back.tracks.markers
+        )
+        assert got == expected, name
+    back = otio.adapters.read_from_file(render["outputs"]["fcpxml"], "fcpx_xml")
+    song = next(iter(back.audio_tracks()[0].find_clips()))
+    song_start = song.source_range.start_time
+    got = sorted(
+        (round((m.marked_range.start_time - song_start).rescaled_to(FPS).value), m.name)
+        for m in song.markers
+    )
+    assert got == expected
+
+
+def test_fcpxml_formats_and_timecode_come_from_our_probe(
+    render: dict[str, Any],
+) -> None:
+    root = ET.parse(render["outputs"]["fcpxml"]).getroot()
+    formats = {f.get("id"): f for f in root.iter("format")}
+    rates = {
+        Path(path).name: rate for path, rate in source_rates(render["timeline"]).items()
+    }
+    checked = 0
+    for asset in root.iter("asset"):
+        name = Path(local_path(asset.get("src", ""))).name
+        if name not in rates:
+            continue
+        video_format = formats[asset.get("format")]
+        numerator, denominator = (
+            video_format.get("frameDuration", "").rstrip("s").split("/")
+        )
+        assert Fraction(int(denominator), int(numerator)) == rates[name]
+        assert video_format.get("width") == "320"
+        start = asset.get("start", "0s").rstrip("s")
+        start_sec = float(Fraction(start))
+        if "timecode" in name:
+            assert start_sec == pytest.approx(3610 + 5 / 30)
+        else:
+            assert start_sec == 0
+        checked += 1
+    assert checked == len(rates)
+    sequence = root.find("./project/sequence")
+    assert sequence is not None
+    assert formats[sequence.get("format")].get("height") == "180"
+
+
+def test_fcp7_files_carry_size_and_rate(render: dict[str, Any]) -> None:
+    root = ET.parse(render["outputs"]["fcp7"]).getroot()
+    files = [f for f in root.iter("file") if f.find("media/video") is not None]
+    assert files
+    for file_element in files:
+        assert file_element.findtext("pathurl", "").startswith("file:///")
+        assert Path(local_path(file_element.findtext("pathurl", ""))).is_file()
+        assert file_element.findtext("media/video/samplecharacteristics/width") == "320"
+    width = root.findtext(".//sequence/media/video/format/samplecharacteristics/width")
+    assert width == "320"
+
+
+def test_cut_list_rows_match_the_timeline(render: dict[str, Any]) -> None:
+    truth = render["timeline"]
+    track = truth.video_tracks()[0]
+    clips = list(track.find_clips())
+    with open(render["outputs"]["csv"], encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == len(clips)
+    for row, clip in zip(rows, clips, strict=True):
+        record = track.range_of_child(clip)
+        assert int(row["record_in_frame"]) == round(record.start_time.value)
+        assert int(row["record_out_frame"]) == round(record.end_time_exclusive().value)
+        assert row["source_path"] == clip.media_reference.target_url
+        meta = clip.metadata["montage_ai"]
+        assert float(row["source_in_sec"]) == pytest.approx(meta["in_sec"], abs=0.05)
+        beat = meta["beat_index"]
+        assert row["beat"] == ("" if beat is None else str(beat))
+        if "timecode" in row["source_path"]:
+            assert row["source_in_tc"] >= TIMECODE
+    assert {row["transition_in"] for row in rows} >= {"cut", "crossfade"}
+
+
+def test_what_a_format_cannot_say_is_a_warning(render: dict[str, Any]) -> None:
+    warnings = [
+        e.data["message"]
+        for e in render["events"]
+        if e.kind is EventKind.WARNING and e.data["code"] == "export_limit"
+    ]
+    assert any("FCPXML carries no transitions" in w for w in warnings)
+    assert any("The EDL holds no markers" in w for w in warnings)
+    assert any("one rate (30 fps)" in w and "(25 fps)" in w for w in warnings)
+
+
+def test_dips_and_flashes_are_named_where_only_dissolves_exist(
+    render: dict[str, Any], tmp_path: Path
+) -> None:
+    timeline = render["timeline"].deepcopy()
+    for item in timeline.video_tracks()[0]:
+        if isinstance(item, otio.schema.Transition):
+            item.metadata["montage_ai"]["kind"] = "dip_black"
+            item.transition_type = otio.schema.TransitionTypes.Custom
+            break
+    (export,) = build_exports(timeline, tmp_path / "dip", ["fcp7"])
+    assert any("dip black" in warning for warning in export.warnings)
+
+
+def test_reel_names_stay_distinct_within_eight_characters() -> None:
+    paths = [
+        "/a/holiday clip one.mp4",
+        "/b/holiday clip one.mp4",
+        "/c/Holiday Clip Onè.mov",
+        "/d/BL.mp4",
+        "/e/日本.mp4",
+    ]
+    reels = reel_names(paths)
+    assert len(set(reels.values())) == len(paths)
+    assert all(len(reel) <= 8 and reel.isalnum() for reel in reels.values())
+    assert reels["/a/holiday clip one.mp4"] == "HOLIDAYC"
+    assert "BL" not in reels.values()
+
+
+def test_export_command_writes_a_finished_job_elsewhere(
+    render: dict[str, Any], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.export",
+            render["outputs"]["video"],
+            "--format",
+            "edl,csv",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [parse_event(line) for line in result.stdout.splitlines()]
+    assert events[-1].kind is EventKind.FINISHED
+    outputs = events[-1].data["outputs"]
+    assert outputs == {
+        "edl": str(tmp_path / "my montage.edl"),
+        "csv": str(tmp_path / "my montage.csv"),
+    }
+    assert (tmp_path / "my montage.reels.csv").is_file()
+    assert any(e.kind is EventKind.WARNING for e in events)
+
+
+def test_export_of_a_missing_timeline_says_what_to_do(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "export",
+            str(tmp_path / "never rendered.mp4"),
+            "--format",
+            "fcp7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "render the job first" in result.stderr
+    assert not list(tmp_path.iterdir())
