@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 REAL_MEDIA ?= build/real-media
 DEMO_OUT ?= build/montage.mp4
 
-.PHONY: run test lint system-deps venv demo real-media clean
+.PHONY: run test lint system-deps test-deps venv demo real-media clean
 
 system-deps:
 	@bash packaging/system-deps.sh
+
+# The run-time packages and those only the tests need (melt, for the MLT export).
+test-deps:
+	@bash packaging/system-deps.sh --test
 
 venv: $(STAMP)
 
@@ -47,7 +51,7 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: system-deps venv lint real-media
+test: test-deps venv lint real-media
 	MONTAGE_AI_REAL_MEDIA="$(abspath $(REAL_MEDIA))" QT_QPA_PLATFORM=offscreen \
 		$(BIN)/pytest -q
 

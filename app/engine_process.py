@@ -31,6 +31,7 @@ ENGINE_COMMAND_ENV = "MONTAGE_AI_ENGINE_COMMAND"
 JOB_FILE_NAME = "job.json"
 STDERR_TAIL_LINES = 200
 KILL_AFTER_MS = 2000
+REPORT_ADVICE = "Try again; if it happens again, please report it with the log file."
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,15 @@ def command_process(
 class ProcessOutputReader:
     """Reads a QProcess's stdout as lines for _handle_line and keeps a stderr tail.
 
-    Mixed into the QObjects that run engine tools; they set _command, _process
-    and log_prefix, and handle lines, errors and the end of the process.
+    Mixed into the QObjects that run engine tools; they set _command, _process,
+    log_prefix and tool_name, and handle lines, errors and the end of the process.
     """
 
     log_prefix = "engine"
+    # The program in the user's words, in messages: "The engine stopped…".
+    tool_name = "engine"
+    # Why an exit with status 0 but without the tool's outcome event is a failure.
+    silent_exit_reason = "it exited without finishing the render"
     _command: EngineCommand
     _process: QProcess | None
     _stdout: LineBuffer
@@ -149,6 +154,58 @@ class ProcessOutputReader:
         for line in lines:
             log.info("%s| %s", self.log_prefix, line)
             self._stderr_tail.append(line)
+
+    def _read_remaining_output(self) -> None:
+        """Read what an ended process left in its pipes, a partial last line too."""
+        self._read_stdout()
+        self._read_stderr()
+        for line in self._stdout.flush():
+            self._handle_line(line)
+        self._keep_stderr(self._stderr.flush())
+
+    def _last_log_line(self) -> str:
+        """The last non-blank line the process wrote to stderr, or ''."""
+        return next((line.strip() for line in reversed(self._stderr_tail) if line), "")
+
+    def _parse_line(self, line: str) -> protocol.Event | None:
+        """The event on a line of stdout; None (logged) for a line that is not one."""
+        if not line.strip():
+            return None
+        try:
+            return protocol.parse_event(line)
+        except protocol.ProtocolError as error:
+            log.warning(
+                "Skipped a line from the %s that is not an event: %s",
+                self.tool_name,
+                error,
+            )
+            return None
+
+    def _explain_exit(self, exit_code: int, crashed: bool) -> tuple[str, str]:
+        """An error code and a sentence for an exit that sent no outcome event."""
+        code = protocol.ErrorCode.INTERNAL
+        if crashed:
+            reason = f"killed by signal {exit_code}{_signal_name(exit_code)}"
+        elif exit_code == 0:
+            reason = self.silent_exit_reason
+        else:
+            reason = f"exit status {exit_code}"
+            code = protocol.error_code_for_exit(exit_code) or code
+        message = f"The {self.tool_name} stopped unexpectedly ({reason})."
+        last_line = self._last_log_line()
+        if last_line:
+            message += f' Its last log line was "{last_line}".'
+        return code, f"{message} {self._exit_advice(exit_code, crashed)}"
+
+    def _exit_advice(self, exit_code: int, crashed: bool) -> str:
+        return REPORT_ADVICE
+
+    def _failed_start_message(self) -> str:
+        reason = self._process.errorString() if self._process is not None else ""
+        return (
+            f"The {self.tool_name} could not be started ({self._command.program}: "
+            f"{reason}). Reinstall Montage AI."
+        )
 
 
 class EngineProcess(ProcessOutputReader, QObject):
@@ -249,20 +306,12 @@ class EngineProcess(ProcessOutputReader, QObject):
         # Only a failed start goes without a finished signal; the rest end there.
         if error != QProcess.ProcessError.FailedToStart or self._process is None:
             return
-        reason = self._process.errorString()
+        message = self._failed_start_message()
         self._end_process()
-        self._send_failed(
-            protocol.ErrorCode.INTERNAL,
-            f"The engine could not be started ({self._command.program}: {reason}). "
-            "Reinstall Montage AI.",
-        )
+        self._send_failed(protocol.ErrorCode.INTERNAL, message)
 
     def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
-        self._read_stdout()
-        self._read_stderr()
-        for line in self._stdout.flush():
-            self._handle_line(line)
-        self._keep_stderr(self._stderr.flush())
+        self._read_remaining_output()
         crashed = exit_status == QProcess.ExitStatus.CrashExit
         log.info("Engine exited (%s %d)", "signal" if crashed else "status", exit_code)
         self._end_process()
@@ -293,42 +342,20 @@ class EngineProcess(ProcessOutputReader, QObject):
             log.warning("The engine ignored the request to stop; killing it")
             self._process.kill()
 
-    def _explain_exit(self, exit_code: int, crashed: bool) -> tuple[str, str]:
-        """An error code and a sentence for an exit that sent no failed event."""
-        code = protocol.ErrorCode.INTERNAL
-        advice = "Try again; if it happens again, please report it with the log file."
-        if crashed:
-            reason = f"killed by signal {exit_code}{_signal_name(exit_code)}"
-            if exit_code == signal.SIGKILL:
-                advice = (
-                    "The system may have run out of memory: close other programs "
-                    "or choose preview quality, and try again."
-                )
-        elif exit_code == 0:
-            reason = "it exited without finishing the render"
-        else:
-            reason = f"exit status {exit_code}"
-            code = protocol.error_code_for_exit(exit_code) or code
-        message = f"The engine stopped unexpectedly ({reason})."
-        last_line = next((line for line in reversed(self._stderr_tail) if line), "")
-        if last_line:
-            message += f' Its last log line was "{last_line.strip()}".'
-        message += f" {advice}"
-        return code, message
+    def _exit_advice(self, exit_code: int, crashed: bool) -> str:
+        if crashed and exit_code == signal.SIGKILL:
+            return (
+                "The system may have run out of memory: close other programs "
+                "or choose preview quality, and try again."
+            )
+        return REPORT_ADVICE
 
     # Events
 
     def _handle_line(self, line: str) -> None:
-        if not line.strip():
-            return
-        try:
-            event = protocol.parse_event(line)
-        except protocol.ProtocolError as error:
-            log.warning(
-                "Skipped a line from the engine that is not an event: %s", error
-            )
-            return
-        self._dispatch(event)
+        event = self._parse_line(line)
+        if event is not None:
+            self._dispatch(event)
 
     def _dispatch(self, event: protocol.Event) -> None:
         data = event.data

@@ -348,6 +348,25 @@ class JobStore:
         )
         log.info("Job %d finished", job_id)
 
+    def add_outputs(self, job_id: int, outputs: dict[str, str]) -> None:
+        """Record more files of a finished job (a timeline export), by kind.
+
+        A kind already there is replaced; the others are kept.
+        """
+        with self._write() as connection:
+            row = self._fetch(job_id, connection)
+            if row["status"] != JobStatus.FINISHED:
+                raise IllegalTransitionError(
+                    f"Job {job_id} is {row['status']}; only a finished job's "
+                    "timeline can be exported."
+                )
+            merged = json.loads(row["outputs_json"]) | outputs
+            connection.execute(
+                "UPDATE jobs SET outputs_json = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(merged, ensure_ascii=False), utc_now(), job_id),
+            )
+        log.info("Job %d: recorded %s", job_id, ", ".join(outputs.values()))
+
     def mark_failed(self, job_id: int, code: str, message: str, log_tail: str) -> None:
         """A running job failed, or a waiting one could not be started."""
         self._transition(

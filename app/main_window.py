@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine_process import EngineCommand
+from app.export_menu import ExportController
 from app.job_form import JobFormWidget
 from app.job_store import (
     JobStatus,
@@ -49,6 +50,7 @@ from app.settings import (
     settings_path,
 )
 from app.settings_dialog import SettingsDialog
+from app.timeline_export import TimelineExports
 from engine import protocol
 
 __all__ = ["MainWindow", "describe_summary", "format_eta"]
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
         store: JobStore | None = None,
         settings: AppSettings | None = None,
         settings_file: Path | None = None,
+        export_command: EngineCommand | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -109,6 +112,7 @@ class MainWindow(QMainWindow):
             self.settings.memory_limit_mb,
             self,
         )
+        self.exports = TimelineExports(self.queue, export_command, self)
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -121,7 +125,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.form, 3)
         layout.addWidget(self._build_queue_box(), 2)
         self.setCentralWidget(central)
+        self.export_controller = ExportController(
+            self.exports, self.queue_panel.selected_record, self
+        )
+        self.queue_panel.set_export_menu(
+            self.export_controller.make_menu(self.queue_panel)
+        )
         self._build_menus()
+        self.statusBar()
 
         self._show_banner(len(interrupted))
         self.queue.start_waiting_jobs()
@@ -162,6 +173,9 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+
+        self.export_menu = self.export_controller.make_menu(self)
+        self.menuBar().addMenu(self.export_menu)
 
         help_menu = self.menuBar().addMenu("&Help")
         log_action = QAction("Open &log folder", self)
@@ -249,6 +263,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # No inspection or render process outlives the window.
         self.form.shutdown()
+        self.exports.shutdown()
         self.queue.shutdown()
         if self._owns_store:
             self.store.close()

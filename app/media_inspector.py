@@ -52,6 +52,7 @@ class MediaInspector(ProcessOutputReader, QObject):
     """
 
     log_prefix = "inspect"
+    tool_name = "inspector"
     clip_described = Signal(dict)
     music_described = Signal(dict)
     inspection_failed = Signal(str, str)
@@ -150,11 +151,7 @@ class MediaInspector(ProcessOutputReader, QObject):
         )
 
     def _on_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
-        self._read_stdout()
-        self._read_stderr()
-        for line in self._stdout.flush():
-            self._handle_line(line)
-        self._keep_stderr(self._stderr.flush())
+        self._read_remaining_output()
         if exit_status == QProcess.ExitStatus.CrashExit:
             reason = f"the media inspector was killed (signal {exit_code})"
         elif exit_code != 0:
@@ -192,22 +189,16 @@ class MediaInspector(ProcessOutputReader, QObject):
 
     def _explain(self, reason: str) -> str:
         message = f"Could not read this file: {reason}."
-        last_line = next((line for line in reversed(self._stderr_tail) if line), "")
+        last_line = self._last_log_line()
         if last_line:
-            message += f' Its last log line was "{last_line.strip()}".'
+            message += f' Its last log line was "{last_line}".'
         return message + " Check that the file plays, then add it again."
 
     # Events
 
     def _handle_line(self, line: str) -> None:
-        if not line.strip() or self._request is None:
-            return
-        try:
-            event = protocol.parse_event(line)
-        except protocol.ProtocolError as error:
-            log.warning(
-                "Skipped a line from the inspector that is not an event: %s", error
-            )
+        event = self._parse_line(line)
+        if event is None or self._request is None:
             return
         if event.kind is not self._request.kind:
             log.warning("Ignored an unexpected %s event", event.kind.value)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QStyle,
@@ -50,6 +51,8 @@ STATUS_LABELS = {
     JobStatus.INTERRUPTED: "Interrupted",
 }
 INTERRUPTED_STAGE = "The app stopped during this render; press Retry to run it again"
+EXPORT_TIP = "Export the timeline for your editor"
+EXPORT_DISABLED_TIP = "Select a finished montage to export its timeline"
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 NO_PARENT = QModelIndex()
 ERROR_STYLE = (
@@ -279,13 +282,24 @@ class RenderQueuePanel(QWidget):
         self.show_folder_button.clicked.connect(self.show_folder)
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self.remove_selected)
+        # Its menu comes from set_export_menu.
+        self.export_button = QPushButton("Export")
         buttons = QHBoxLayout()
         for button in (self.cancel_button, self.retry_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        for button in (self.open_button, self.show_folder_button, self.remove_button):
+        for button in (
+            self.open_button,
+            self.show_folder_button,
+            self.export_button,
+            self.remove_button,
+        ):
             buttons.addWidget(button)
         return buttons
+
+    def set_export_menu(self, menu: QMenu) -> None:
+        """The menu the Export button pops up for a finished job."""
+        self.export_button.setMenu(menu)
 
     # Selection
 
@@ -317,6 +331,9 @@ class RenderQueuePanel(QWidget):
         outputs = record.outputs if status is JobStatus.FINISHED and record else {}
         self.open_button.setEnabled("video" in outputs)
         self.show_folder_button.setEnabled(bool(outputs))
+        finished = status is JobStatus.FINISHED
+        self.export_button.setEnabled(finished)
+        self.export_button.setToolTip(EXPORT_TIP if finished else EXPORT_DISABLED_TIP)
         self.remove_button.setEnabled(
             status is not None and status is not JobStatus.RUNNING
         )

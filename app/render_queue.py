@@ -170,6 +170,11 @@ class RenderQueue(QObject):
         self._summaries.pop(job_id, None)
         emit_signal(self.jobs_changed)
 
+    def add_outputs(self, job_id: int, outputs: dict[str, str]) -> None:
+        """Record files written later for a finished job (an export) and show them."""
+        self._change(job_id, lambda: self.store.add_outputs(job_id, outputs))
+        emit_signal(self.job_changed, job_id)
+
     def set_limits(self, renders_at_once: int, memory_limit_mb: int) -> None:
         self.renders_at_once = renders_at_once
         self.memory_limit_mb = memory_limit_mb

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Montage AI needs at run time: Qt's system libraries
 # (for the window, also offscreen), libvulkan1 and libomp5 (for the upscaler).
+# With --test, also what only the tests need: melt, MLT's command-line player, which
+# renders the MLT (Shotcut) export to check it frame by frame.
 # Does nothing when they are all there; uses sudo when not root.
 set -euo pipefail
 PACKAGES=(
@@ -9,8 +11,15 @@ PACKAGES=(
   libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1
   libvulkan1 libomp5
 )
+TEST_PACKAGES=(melt)
+for_tests=""
+case "${1:-}" in
+  "") ;;
+  --test) PACKAGES+=("${TEST_PACKAGES[@]}"); for_tests=", and melt for the tests," ;;
+  *) echo "usage: bash packaging/system-deps.sh [--test]" >&2; exit 2 ;;
+esac
 if ! command -v dpkg-query >/dev/null 2>&1; then
-  echo "system-deps: not a Debian-like system; install Qt 6's libraries, libvulkan1 and libomp5 yourself." >&2
+  echo "system-deps: not a Debian-like system; install Qt 6's libraries, libvulkan1 and libomp5${for_tests} yourself." >&2
   exit 0
 fi
 missing=()

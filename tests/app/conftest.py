@@ -21,10 +21,12 @@ from PySide6.QtCore import QThreadPool
 
 from app.engine_process import ENGINE_COMMAND_ENV, EngineCommand, EngineProcess
 from app.job_store import DATA_DIR_ENV, JobStore
+from app.main_window import MainWindow
 from app.settings import CONFIG_DIR_ENV
 
 HERE = Path(__file__).parent
 STUB_ENGINE = HERE / "stub_engine.py"
+STUB_EXPORTER = HERE / "stub_exporter.py"
 FIXTURES = HERE / "fixtures"
 
 StubCommand = Callable[..., EngineCommand]
@@ -38,6 +40,16 @@ def stub_command() -> StubCommand:
         return EngineCommand(
             sys.executable, [str(STUB_ENGINE), *options, str(FIXTURES / stream)]
         )
+
+    return make
+
+
+@pytest.fixture
+def stub_exporter() -> StubCommand:
+    """stub_exporter("--warning", "No fades.") -> an EngineCommand for exports."""
+
+    def make(*options: str) -> EngineCommand:
+        return EngineCommand(sys.executable, [str(STUB_EXPORTER), *options])
 
     return make
 
@@ -71,6 +83,36 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
     """A job store in tmp_path, closed after the test."""
     with JobStore(tmp_path / "jobs.sqlite3") as job_store:
         yield job_store
+
+
+@pytest.fixture
+def make_window(
+    qtbot, tmp_path: Path, store: JobStore
+) -> Iterator[Callable[..., MainWindow]]:
+    """make_window(command, store=..., export_command=...) -> a shown MainWindow."""
+    made: list[MainWindow] = []
+
+    def make(
+        command: EngineCommand | None = None,
+        store: JobStore = store,
+        export_command: EngineCommand | None = None,
+    ) -> MainWindow:
+        window = MainWindow(
+            engine_command=command,
+            jobs_dir=tmp_path / "jobs",
+            output_dir=tmp_path / "out",
+            store=store,
+            export_command=export_command,
+        )
+        qtbot.addWidget(window)
+        made.append(window)
+        window.show()
+        return window
+
+    yield make
+    # Closed here, before the store fixture closes the database under them.
+    for window in made:
+        window.close()
 
 
 @pytest.fixture

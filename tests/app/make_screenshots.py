@@ -3,8 +3,11 @@
 Usage: python tests/app/make_screenshots.py OUTDIR
 
 Runs offscreen with the stub engine; writes empty.png, filled.png, rendering.png,
-finished.png, failed.png and interrupted.png (started again after a crash). The clips and the song are generated media, described
-by the real `engine.inspect`, so the rows show thumbnails and the song its beats.
+finished.png, failed.png, interrupted.png (started again after a crash),
+export-menu.png (the Export menu of a finished job) and exported.png (the message
+after an EDL export, from the stub exporter). The clips and the song are generated
+media, described by the real `engine.inspect`, so the rows show thumbnails and the
+song its beats.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtWidgets import QApplication, QWidget
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from app.engine_process import EngineCommand  # noqa: E402
+from app.export_menu import ExportMenu  # noqa: E402
 from app.job_store import (  # noqa: E402
     DATA_DIR_ENV,
     JobStatus,
@@ -49,6 +55,18 @@ FOLDER_CLIPS = ["GOPR0042.mp4", "GOPR0043.mp4"]
 BROKEN_CLIP = "copy-interrupted.mp4"
 # A cold numba cache costs up to a minute on the first analysis.
 INSPECT_TIMEOUT_SEC = 180.0
+# What the real exporter says of an EDL of a montage in the style "mtv".
+EDL_WARNINGS = [
+    "A CMX 3600 EDL counts every timecode at one rate (30 fps): the source "
+    "timecodes of diver.mov (25 fps) are their times counted at 30 fps. Editors "
+    "that read them at the clip's own rate can land a frame off; use the .otio or "
+    "FCP 7 XML export for those.",
+    "The EDL has no place for the colour grade of the style 'mtv'; the footage "
+    "appears ungraded in your editor.",
+    "The EDL holds no markers: the 64 beat markers are in the .otio and FCP 7 XML "
+    "exports.",
+    "The EDL has no audio fades: add the song's 2 s fade-out at the end yourself.",
+]
 
 
 def stub(stream: str, *options: str) -> EngineCommand:
@@ -69,12 +87,20 @@ def wait_until(
 
 
 def make_window(
-    work: Path, command: EngineCommand | None = None, state: str = "empty"
+    work: Path,
+    command: EngineCommand | None = None,
+    state: str = "empty",
+    export_command: EngineCommand | None = None,
 ) -> MainWindow:
     """A window with its own job list, so each state shows only its own jobs."""
     os.environ[DATA_DIR_ENV] = str(work / f"data-{state}")
     os.environ[CONFIG_DIR_ENV] = str(work / "config")
-    window = MainWindow(command, jobs_dir=work / "jobs", output_dir=work / "Montage AI")
+    window = MainWindow(
+        command,
+        jobs_dir=work / "jobs",
+        output_dir=work / "Montage AI",
+        export_command=export_command,
+    )
     window.show()
     return window
 
@@ -116,7 +142,7 @@ def wait_for_inspection(app: QApplication, window: MainWindow) -> None:
     wait_until(app, lambda: not window.form.inspector.is_busy(), INSPECT_TIMEOUT_SEC)
 
 
-def save(app: QApplication, window: MainWindow, path: Path) -> None:
+def save(app: QApplication, window: QWidget, path: Path) -> None:
     app.processEvents()
     window.grab().save(str(path))
     log.info("Saved %s (%dx%d)", path, window.width(), window.height())
@@ -175,6 +201,80 @@ def capture_states(app: QApplication, work: Path, out_dir: Path) -> None:
     window = make_window_after_a_crash(app, work)
     save(app, window, out_dir / "interrupted.png")
     window.close()
+
+    capture_export(app, work, out_dir)
+
+
+def capture_export(app: QApplication, work: Path, out_dir: Path) -> None:
+    """The Export menu open on a finished job, then the message after an EDL."""
+    warnings = [option for text in EDL_WARNINGS for option in ("--warning", text)]
+    exporter = EngineCommand(
+        sys.executable, [str(HERE / "stub_exporter.py"), *warnings, "--delay", "0.3"]
+    )
+    os.environ[DATA_DIR_ENV] = str(work / "data-export")
+    job_id = add_finished_job(work)
+    window = make_window(work, stub("hangs_in_render.jsonl"), "export", exporter)
+    window.queue_panel.select_job(job_id)
+    menu = window.queue_panel.export_button.menu()
+    assert isinstance(menu, ExportMenu)
+    # NOTE: Qt 6.11 pops a button's menu up and returns; older versions block.
+    window.queue_panel.export_button.showMenu()
+    wait_until(app, menu.isVisible)
+    # Hovered, as a user reading the entries would; its tip shows in the status bar.
+    menu.setActiveAction(menu.format_actions["fcp7"])
+    save_with_popup(app, window, menu, out_dir / "export-menu.png")
+    menu.format_actions["edl"].trigger()
+    menu.hide()
+
+    controller = window.export_controller
+    wait_until(app, lambda: controller.last_dialog is not None)
+    assert controller.last_dialog is not None
+    save(app, controller.last_dialog, out_dir / "exported.png")
+    window.close()
+
+
+def add_finished_job(work: Path) -> int:
+    """A finished job whose video and .otio are on disk, as after a render."""
+    folder = work / "Montage AI"
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / "montage-20261203-171858.mp4"
+    otio_path = video.with_suffix(".otio")
+    for path in (video, otio_path):
+        path.write_bytes(b"")
+    media = work / "media"
+    spec = protocol.JobSpec(
+        clips=[str(media / name) for name in CLIP_NAMES],
+        music=str(media / SONG_NAME),
+        output=str(video),
+        style="mtv",
+    )
+    with JobStore(default_store_path()) as store:
+        job_id = store.add(spec)
+        store.mark_running(job_id, os.getpid())
+        store.mark_finished(job_id, {"video": str(video), "otio": str(otio_path)})
+    return job_id
+
+
+def save_with_popup(
+    app: QApplication, window: MainWindow, popup: QWidget, path: Path
+) -> None:
+    """The window with an open popup drawn where it shows, below its button.
+
+    Offscreen, a popup is a window of its own, left out of the window's grab.
+    """
+    app.processEvents()
+    image = window.grab()
+    button = window.queue_panel.export_button
+    below = button.mapTo(window, QPoint(0, button.height()))
+    top = below.y()
+    if top + popup.height() > window.height():
+        top = below.y() - button.height() - popup.height()
+    left = min(below.x(), window.width() - popup.width())
+    painter = QPainter(image)
+    painter.drawPixmap(QPoint(left, top), QPixmap(popup.grab()))
+    painter.end()
+    image.save(str(path))
+    log.info("Saved %s (%dx%d)", path, window.width(), window.height())
 
 
 def make_window_after_a_crash(app: QApplication, work: Path) -> MainWindow:

@@ -171,11 +171,11 @@ def test_remove_deletes_any_job_but_a_running_one(store: JobStore):
 
 
 ILLEGAL = {
-    "waiting": ["finish", "retry"],
-    "running": ["run", "retry"],
+    "waiting": ["finish", "retry", "export"],
+    "running": ["run", "retry", "export"],
     "finished": ["run", "finish", "fail", "cancel", "retry"],
-    "failed": ["run", "finish", "fail", "cancel"],
-    "cancelled": ["run", "finish", "fail", "cancel"],
+    "failed": ["run", "finish", "fail", "cancel", "export"],
+    "cancelled": ["run", "finish", "fail", "cancel", "export"],
 }
 
 
@@ -201,6 +201,8 @@ def apply_change(store: JobStore, change: str, job_id: int) -> None:
         store.mark_failed(job_id, "internal", "Broken.", "")
     elif change == "cancel":
         store.mark_cancelled(job_id)
+    elif change == "export":
+        store.add_outputs(job_id, {"edl": "/out/montage-0.edl"})
     else:
         store.retry(job_id)
 
@@ -248,6 +250,24 @@ def test_history_survives_reopening(store_path: Path):
         assert [job.id for job in second.list_jobs()] == [waiting, finished]
         assert second.get(finished).outputs == {"video": "/out/montage-0.mp4"}
         assert second.recovered_from is None
+
+
+def test_an_export_joins_the_outputs_and_survives_reopening(store_path: Path):
+    video, otio = "/out/montage-0.mp4", "/out/montage-0.otio"
+    with JobStore(store_path) as first:
+        job_id = add_running(first, 0, 4242)
+        first.mark_finished(job_id, {"video": video, "otio": otio})
+        first.add_outputs(job_id, {"edl": "/out/montage-0.edl"})
+        first.add_outputs(job_id, {"edl": "/out/montage-0.edl", "csv": "/o/m.csv"})
+
+    with JobStore(store_path) as second:
+        outputs = second.get(job_id).outputs
+    assert outputs == {
+        "video": video,
+        "otio": otio,
+        "edl": "/out/montage-0.edl",
+        "csv": "/o/m.csv",
+    }
 
 
 def test_the_database_is_in_wal_mode_with_a_busy_timeout(store_path: Path):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -21,30 +21,7 @@ from app.main_window import MainWindow, describe_summary, format_eta
 from app.queue_panel import NAME, PROGRESS, PROGRESS_STEPS, STAGE, STATUS
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path: Path, store: JobStore):
-    made: list[MainWindow] = []
-
-    def make(
-        command: EngineCommand | None = None, store: JobStore = store
-    ) -> MainWindow:
-        window = MainWindow(
-            engine_command=command,
-            jobs_dir=tmp_path / "jobs",
-            output_dir=tmp_path / "out",
-            store=store,
-        )
-        qtbot.addWidget(window)
-        made.append(window)
-        window.show()
-        return window
-
-    yield make
-    # Closed here, before the store fixture closes the database under them.
-    for window in made:
-        window.close()
+from tests.app.queue_helpers import heartbeat_gaps
 
 
 @pytest.fixture
@@ -393,20 +370,3 @@ def test_describe_summary_tolerates_missing_fields():
     assert describe_summary(summary) == (
         "21 shots from 9 of 9 clips, 10.0 s at 150 BPM (style dynamic, seed 7)."
     )
-
-
-def heartbeat_gaps(window: MainWindow) -> list[float]:
-    """Seconds between ticks of a 10 ms timer, collected while the test waits."""
-    gaps: list[float] = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(window)
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
-    return gaps
