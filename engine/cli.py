@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--aspect", choices=ASPECTS, default="16:9")
     render.add_argument("--fit", choices=FITS, default="crop")
     render.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default by quality)")
-    render.add_argument("--fps", type=int, default=30)
+    render.add_argument(
+        "--fps",
+        type=_fps,
+        default=30,
+        help="frames per second: a whole number, or 23.976, 29.97, 59.94",
+    )
     render.add_argument("--quality", choices=QUALITIES, default="final")
     render.add_argument("--seed", type=int, help="same seed, same edit")
     render.add_argument("--chronological", action="store_true")
@@ -83,6 +88,14 @@ def export_formats(text: str) -> list[str]:
         return parse_export_formats(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _fps(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate") from error
+    return int(value) if value.is_integer() else value
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Seek instead of decoding forward when the next request is this far ahead.
 SEEK_AHEAD_SEC = 3.0
+# Times closer than this count as a tie (float rounding of timestamps).
+TIE_SEC = 1e-6
 # A seek that lands after the target (MPEG-TS, open GOPs) is retried this much earlier.
 SEEK_MARGIN_SEC = 1.0
 
@@ -32,7 +34,7 @@ class FrameTransform:
     """Output shaping shared by every source of one render."""
 
     def __init__(
-        self, width: int, height: int, fit: str, grade: dict[str, Any], fps: int
+        self, width: int, height: int, fit: str, grade: dict[str, Any], fps: Fraction
     ) -> None:
         self.width = width
         self.height = height
@@ -210,7 +212,11 @@ class SourceReader:
         self._frames = iter(())
 
     def frame_at(self, time_sec: float) -> av.VideoFrame:
-        """The transformed frame on screen at stream time `time_sec`."""
+        """The transformed frame nearest stream time `time_sec` (the earlier on a tie).
+
+        Nearest, as MLT and editors sample a clip whose rate differs from the
+        timeline's, so that what they show is what we rendered.
+        """
         current = self._current
         if (
             current is None
@@ -219,8 +225,15 @@ class SourceReader:
         ):
             self._seek(time_sec)
         self._advance_to(time_sec)
-        assert self._current is not None
-        return self._shape(self._current)
+        # Decoding stays at the last frame at or before time_sec; the next one,
+        # already decoded, is shown when it is nearer.
+        shown, upcoming = self._current, self._next
+        assert shown is not None
+        if upcoming is not None and (
+            upcoming.time - time_sec < time_sec - shown.time - TIE_SEC
+        ):
+            shown = upcoming
+        return self._shape(shown)
 
     def _advance_to(self, time_sec: float) -> None:
         limit = time_sec + self.tolerance_sec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def write_thumbnail(
     if target.exists():
         return target
     width = max(2, round(THUMBNAIL_HEIGHT * display_size[0] / display_size[1] / 2) * 2)
-    transform = FrameTransform(width, THUMBNAIL_HEIGHT, "fit", {}, fps=25)
+    transform = FrameTransform(width, THUMBNAIL_HEIGHT, "fit", {}, fps=Fraction(25))
     reader = SourceReader(path, transform, rotation, sample_aspect, rate)
     try:
         frame = reader.frame_at(start_sec + duration_sec * 0.1)

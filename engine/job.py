@@ -29,12 +29,19 @@ from engine.export import (
     stage_exports,
 )
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
-from engine.plan import PlanOptions, Source, output_size, plan_montage
+from engine.plan import (
+    PlanOptions,
+    Source,
+    output_size,
+    plan_montage,
+    timeline_rate,
+)
 from engine.probe import MediaInfo, expand_inputs, probe_media
 from engine.prompt import interpret_prompt
 from engine.protocol import (
     Event,
     JobSpec,
+    frame_rate,
     make_finished,
     make_progress,
     make_stage,
@@ -228,7 +235,7 @@ def plan_stage(
     if spec.chronological:
         style.chronological = True
     options = PlanOptions(
-        fps=spec.fps,
+        fps=frame_rate(spec.fps),
         size=output_size(spec.aspect, spec.quality, spec.size),
         aspect=spec.aspect,
         fit=spec.fit,
@@ -324,7 +331,7 @@ def _summary(
         "shots": len(clips),
         "sources_used": len({clip.media_reference.target_url for clip in clips}),
         "sources": source_count,
-        "duration_sec": meta["total_frames"] / meta["fps"],
+        "duration_sec": float(meta["total_frames"] / timeline_rate(timeline)),
         "tempo_bpm": meta["music"]["tempo_bpm"],
     }
 

@@ -36,7 +36,7 @@ WHOLE_CLIP = -1
 
 @dataclass
 class PlanOptions:
-    fps: int
+    fps: Fraction
     size: tuple[int, int]
     aspect: str
     fit: str
@@ -102,7 +102,7 @@ def output_size(
 
 
 def music_window(
-    music: MusicAnalysis, fps: int, duration_sec: float | None
+    music: MusicAnalysis, fps: Fraction, duration_sec: float | None
 ) -> tuple[float, int]:
     """Where the song starts and how many frames the montage lasts.
 
@@ -127,7 +127,7 @@ def plan_cuts(
     style: Style,
     start_sec: float,
     total_frames: int,
-    fps: int,
+    fps: Fraction,
     rng: random.Random,
 ) -> list[Segment]:
     """Split the output into segments whose joins fall on beats."""
@@ -150,7 +150,7 @@ def plan_cuts(
 
 
 def _beat_frames(
-    beats_sec: list[float], start_sec: float, total_frames: int, fps: int
+    beats_sec: list[float], start_sec: float, total_frames: int, fps: Fraction
 ) -> list[int]:
     frames = sorted({round((b - start_sec) * fps) for b in beats_sec})
     return [f for f in frames if 0 < f < total_frames]
@@ -184,7 +184,7 @@ def plan_transitions(
     segments: list[Segment],
     music: MusicAnalysis,
     style: Style,
-    fps: int,
+    fps: Fraction,
     start_sec: float,
 ) -> list[Cut]:
     """How each join is made; transitions are centred on the cut, which stays put."""
@@ -214,7 +214,7 @@ def choose_shots(
     cuts: list[Cut],
     sources: list[Source],
     style: Style,
-    fps: int,
+    fps: Fraction,
     rng: random.Random,
 ) -> None:
     """Fill each segment with a shot: best score, spread across sources, no reuse
@@ -235,15 +235,18 @@ def _fill_segment(
     segment: Segment,
     sources: list[Source],
     style: Style,
-    fps: int,
+    fps: Fraction,
     rng: random.Random,
     usage: Usage,
 ) -> None:
-    need_sec = (
-        segment.length_frames
-        + segment.handle_before_frames
-        + segment.handle_after_frames
-    ) / fps
+    need_sec = float(
+        (
+            segment.length_frames
+            + segment.handle_before_frames
+            + segment.handle_after_frames
+        )
+        / fps
+    )
     candidates = [
         (source_index, shot_index)
         for source_index, source in enumerate(sources)
@@ -313,7 +316,7 @@ def _place(
     source: Source,
     start_sec: float,
     need_sec: float,
-    fps: int,
+    fps: Fraction,
     rng: random.Random,
     end_sec: float | None = None,
 ) -> None:
@@ -330,7 +333,7 @@ def _place(
 
 
 def _reorder_chronologically(
-    segments: list[Segment], sources: list[Source], fps: int
+    segments: list[Segment], sources: list[Source], fps: Fraction
 ) -> None:
     """Keep the chosen shots but tell them in filming order, each placed to fit."""
     picks = sorted(
@@ -343,12 +346,15 @@ def _reorder_chronologically(
     for segment, (source_index, shot_index, in_sec) in zip(
         segments, picks, strict=True
     ):
-        handle_sec = segment.handle_before_frames / fps
-        need_sec = (
-            segment.length_frames
-            + segment.handle_before_frames
-            + segment.handle_after_frames
-        ) / fps
+        handle_sec = float(segment.handle_before_frames / fps)
+        need_sec = float(
+            (
+                segment.length_frames
+                + segment.handle_before_frames
+                + segment.handle_after_frames
+            )
+            / fps
+        )
 
         def room(index: int, need_sec: float = need_sec) -> float:
             return (
@@ -370,7 +376,7 @@ def _reorder_chronologically(
         in_frame = math.ceil(min(in_sec, latest_sec) * rate)
         segment.source_index, segment.shot_index = source_index, shot_index
         segment.in_sec = float(Fraction(in_frame) / rate)
-        cursor_sec[source_index] = segment.in_sec + segment.length_frames / fps
+        cursor_sec[source_index] = segment.in_sec + float(segment.length_frames / fps)
 
 
 def _filmed_key(source: Source) -> tuple[str, str]:
@@ -382,6 +388,18 @@ def _filmed_key(source: Source) -> tuple[str, str]:
         except OSError:
             when = ""
     return when, info.path
+
+
+def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
+    """The output frame rate, exact (30000/1001 for 29.97)."""
+    return metadata_rate(timeline.metadata[META])
+
+
+def metadata_rate(meta: Any) -> Fraction:
+    """The output frame rate from the timeline's metadata (older ones hold fps only)."""
+    if "rate" in meta:
+        return Fraction(int(meta["rate"][0]), int(meta["rate"][1]))
+    return Fraction(int(meta["fps"]))
 
 
 def build_timeline(
@@ -413,7 +431,7 @@ def build_timeline(
 
 
 def _clip(
-    segment: Segment, source: Source, fps: int, position: int
+    segment: Segment, source: Source, fps: Fraction, position: int
 ) -> otio.schema.Clip:
     info = source.info
     rate = float(info.fps_fraction)
@@ -469,7 +487,7 @@ def _timecode_frames(info: MediaInfo) -> int:
     return round(start.value)
 
 
-def _transition(cut: Cut, fps: int) -> otio.schema.Transition:
+def _transition(cut: Cut, fps: Fraction) -> otio.schema.Transition:
     kind = (
         otio.schema.TransitionTypes.SMPTE_Dissolve
         if cut.kind == "crossfade"
@@ -486,7 +504,7 @@ def _transition(cut: Cut, fps: int) -> otio.schema.Transition:
 
 
 def _music_track(
-    music: MusicAnalysis, start_sec: float, total_frames: int, fps: int
+    music: MusicAnalysis, start_sec: float, total_frames: int, fps: Fraction
 ) -> otio.schema.Track:
     track = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
     rate = float(music.sample_rate)
@@ -516,7 +534,7 @@ def _add_beat_markers(
     music: MusicAnalysis,
     start_sec: float,
     total_frames: int,
-    fps: int,
+    fps: Fraction,
 ) -> None:
     downbeats = set(music.downbeats_sec)
     for number, beat_sec in enumerate(music.beats_sec):
@@ -555,7 +573,8 @@ def _timeline_metadata(
         "style": style.name,
         "prompt": options.prompt,
         "prompt_changes": list(style.changes),
-        "fps": options.fps,
+        "fps": int(options.fps) if options.fps.denominator == 1 else float(options.fps),
+        "rate": [options.fps.numerator, options.fps.denominator],
         "width": options.size[0],
         "height": options.size[1],
         "aspect": options.aspect,

@@ -10,6 +10,7 @@ import enum
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -53,6 +54,8 @@ def parse_export_formats(text: str) -> list[str]:
 
 
 STAGES = ("probe", "music", "clips", "plan", "render", "export")
+# Whole rates whose NTSC variant (x 1000/1001) a job may ask for.
+NTSC_BASES = (24, 30, 48, 60, 120)
 OUTPUT_SUFFIXES = (".mp4", ".m4v")
 
 
@@ -109,7 +112,8 @@ class JobSpec:
     aspect: str = "16:9"
     fit: str = "crop"
     size: tuple[int, int] | None = None
-    fps: int = 30
+    # A whole number, or an NTSC rate: 23.976, 29.97, 47.952, 59.94 or 119.88.
+    fps: int | float = 30
     quality: str = "final"
     seed: int | None = None
     chronological: bool = False
@@ -147,8 +151,7 @@ class JobSpec:
             raise JobSpecError(
                 f"Duration {self.duration_sec} s is out of range: use 1 to 7200 s."
             )
-        if not 1 <= self.fps <= 120:
-            raise JobSpecError(f"Frame rate {self.fps} is out of range: use 1 to 120.")
+        frame_rate(self.fps)
         if self.size is not None:
             width, height = self.size
             if not (16 <= width <= 7680 and 16 <= height <= 4320):
@@ -195,7 +198,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "duration_sec": ((int, float, type(None)), "a number of seconds or null"),
     "aspect": ((str,), "16:9, 9:16 or 1:1"),
     "fit": ((str,), "crop or fit"),
-    "fps": ((int,), "a whole number"),
+    "fps": ((int, float), "a number of frames per second"),
     "quality": ((str,), "preview or final"),
     "seed": ((int, type(None)), "a whole number or null"),
     "chronological": ((bool,), "true or false"),
@@ -225,6 +228,24 @@ def _check_types(spec: JobSpec) -> None:
         raise JobSpecError(
             f"The job field 'size' must be [width, height], not {size!r}."
         )
+
+
+def frame_rate(fps: float) -> Fraction:
+    """A job's frame rate as an exact fraction: 25 -> 25, 29.97 -> 30000/1001.
+
+    Raises JobSpecError for a rate that is neither whole (1 to 120) nor NTSC.
+    """
+    if isinstance(fps, int) or float(fps).is_integer():
+        if 1 <= fps <= 120:
+            return Fraction(int(fps))
+    else:
+        for base in NTSC_BASES:
+            if abs(fps - base * 1000 / 1001) < 0.005:
+                return Fraction(base * 1000, 1001)
+    raise JobSpecError(
+        f"Frame rate {fps} is not one we can render: use a whole number from 1 to "
+        "120, or 23.976, 29.97, 47.952, 59.94 or 119.88."
+    )
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -23,7 +23,7 @@ import opentimelineio as otio
 
 from engine.errors import DiskFullError, MediaError, OutputError, RenderError
 from engine.frames import FrameTransform, SourceReader
-from engine.plan import META
+from engine.plan import META, timeline_rate
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ClipPlacement:
     reach_before: int = 0
     reach_after: int = 0
 
-    def source_sec(self, frame: int, fps: int) -> float:
+    def source_sec(self, frame: int, fps: Fraction) -> float:
         """The stream time shown at output frame `frame` (may lie in a handle)."""
         return self.start_sec + self.source_in_sec + (frame - self.record_start) / fps
 
@@ -76,7 +76,7 @@ def read_placements(
     timeline: otio.schema.Timeline,
 ) -> tuple[list[ClipPlacement], list[Join]]:
     """Resolve the video track into placements and joins, in output frames."""
-    fps = int(timeline.metadata[META]["fps"])
+    fps = timeline_rate(timeline)
     track = timeline.video_tracks()[0]
     placements: list[ClipPlacement] = []
     joins: list[Join] = []
@@ -101,7 +101,7 @@ def read_placements(
     return placements, joins
 
 
-def _placement(clip: otio.schema.Clip, record: int, fps: int) -> ClipPlacement:
+def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacement:
     reference = clip.media_reference
     facts = reference.metadata[META]
     rate = Fraction(*facts["fps"])
@@ -121,7 +121,9 @@ def _placement(clip: otio.schema.Clip, record: int, fps: int) -> ClipPlacement:
     )
 
 
-def _join(transition: otio.schema.Transition, index: int, frame: int, fps: int) -> Join:
+def _join(
+    transition: otio.schema.Transition, index: int, frame: int, fps: Fraction
+) -> Join:
     kind = transition.metadata.get(META, {}).get("kind", "crossfade")
     before = round(transition.in_offset.rescaled_to(fps).value)
     after = round(transition.out_offset.rescaled_to(fps).value)
@@ -201,7 +203,11 @@ def _encode_all(
     timeline: otio.schema.Timeline, container: Any, progress: ProgressCallback | None
 ) -> None:
     meta = timeline.metadata[META]
-    fps, width, height = int(meta["fps"]), int(meta["width"]), int(meta["height"])
+    fps, width, height = (
+        timeline_rate(timeline),
+        int(meta["width"]),
+        int(meta["height"]),
+    )
     total_frames = int(meta["total_frames"])
     video = _add_video_stream(container, fps, width, height, meta["quality"])
     audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
@@ -210,7 +216,7 @@ def _encode_all(
     audio_frames = music_frames(
         music.media_reference.target_url,
         start_sec=float(meta["music"]["start_sec"]),
-        duration_sec=total_frames / fps,
+        duration_sec=float(total_frames / fps),
         fade_out_sec=float(music.metadata[META]["fade_out_sec"]),
     )
     transform = FrameTransform(width, height, meta["fit"], meta["grade"], fps=fps)
@@ -239,7 +245,7 @@ def _encode_all(
 
 
 def _add_video_stream(
-    container: Any, fps: int, width: int, height: int, quality: str
+    container: Any, fps: Fraction, width: int, height: int, quality: str
 ) -> Any:
     stream = container.add_stream("libx264", rate=fps)
     stream.width, stream.height = width, height
@@ -265,7 +271,7 @@ def compose_frames(
     placements: list[ClipPlacement],
     joins: list[Join],
     transform: FrameTransform,
-    fps: int,
+    fps: Fraction,
     total_frames: int,
 ) -> Iterator[av.VideoFrame]:
     """Yield every output frame in order; readers open and close as clips pass."""
@@ -301,7 +307,7 @@ def _frame_at(
     join_at: dict[int, Join],
     readers: dict[int, SourceReader],
     transform: FrameTransform,
-    fps: int,
+    fps: Fraction,
 ) -> av.VideoFrame:
     frame = _source_frame(current, number, placements, readers, transform, fps)
     incoming = join_at.get(current)
@@ -325,7 +331,7 @@ def _blend(
     placements: list[ClipPlacement],
     readers: dict[int, SourceReader],
     transform: FrameTransform,
-    fps: int,
+    fps: Fraction,
     incoming_frame: av.VideoFrame | None = None,
 ) -> av.VideoFrame:
     """One frame inside a transition window around join.frame."""
@@ -357,7 +363,7 @@ def _source_frame(
     placements: list[ClipPlacement],
     readers: dict[int, SourceReader],
     transform: FrameTransform,
-    fps: int,
+    fps: Fraction,
 ) -> av.VideoFrame:
     placement = placements[index]
     reader = readers.get(index)

@@ -58,10 +58,13 @@ def cut_frames(timeline: otio.schema.Timeline) -> list[int]:
 
 
 def expected_index(truth: ClipTruth, time_sec: float) -> int:
-    """The source frame on screen at media time time_sec (seconds from frame 0)."""
-    target = truth.times_sec[0] + time_sec + 1e-4
-    shown = [i for i, t in enumerate(truth.times_sec) if t <= target]
-    return shown[-1] if shown else 0
+    """The source frame the render shows at media time time_sec (from frame 0)."""
+    target = truth.times_sec[0] + time_sec
+    # The nearest frame, the earlier on a tie (timestamps are rounded to 1 us).
+    return min(
+        range(len(truth.times_sec)),
+        key=lambda i: (round(abs(truth.times_sec[i] - target), 6), i),
+    )
 
 
 @pytest.mark.parametrize("bpm", [62, 128, 174])

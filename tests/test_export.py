@@ -9,6 +9,7 @@ frame by record frame, with the timeline the render used.
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,15 +18,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import av
 import opentimelineio as otio
 import pytest
 
 from engine.export import build_exports
 from engine.export.nle import reel_names
+from engine.plan import timeline_rate
 from engine.probe import probe_media
 from engine.protocol import EventKind, parse_event
+from engine.render import read_placements
 from tests.engine_runs import run_engine
-from tests.media import write_marker_clip, write_song
+from tests.media import decode_rgb_frames, read_marker, write_marker_clip, write_song
 
 FPS = 30
 FORMATS = ["fcp7", "fcpxml", "edl", "csv"]
@@ -34,7 +38,19 @@ TIMECODE = "01:00:10:05"
 
 @pytest.fixture(scope="module")
 def render(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A finished render with every export, and the events it reported."""
+    """A finished 30 fps render with every export, and the events it reported."""
+    return render_job(media_dir, tmp_path_factory.mktemp("export render ü"), FPS)
+
+
+@pytest.fixture(scope="module")
+def ntsc_render(
+    media_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The same at 29.97 fps, whose timecodes are drop-frame."""
+    return render_job(media_dir, tmp_path_factory.mktemp("export ntsc"), 29.97)
+
+
+def render_job(media_dir: Path, out_dir: Path, fps: float) -> dict[str, Any]:
     folder = media_dir / "export clips é"
     folder.mkdir(exist_ok=True)
     specs: dict[str, dict[str, Any]] = {
@@ -50,7 +66,6 @@ def render(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     song = media_dir / "export song.wav"
     if not song.exists():
         write_song(song, bpm=120, sections=(("quiet", 6.0), ("build", 6.0)))
-    out_dir = tmp_path_factory.mktemp("export render ü")
     output = out_dir / "my montage.mp4"
     job = {
         "clips": [str(folder)],
@@ -60,7 +75,7 @@ def render(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "duration_sec": 10,
         "quality": "preview",
         "size": [320, 180],
-        "fps": FPS,
+        "fps": fps,
         "seed": 7,
         "export": FORMATS,
     }
@@ -90,13 +105,14 @@ def source_rates(timeline: otio.schema.Timeline) -> dict[str, Fraction]:
 
 def transition_frames(timeline: otio.schema.Timeline) -> set[int]:
     """Output frames inside a transition, where two sources are mixed."""
+    fps = float(timeline_rate(timeline))
     track = timeline.video_tracks()[0]
     frames: set[int] = set()
     for index, item in enumerate(track):
         if isinstance(item, otio.schema.Transition):
             cut = round(track.range_of_child_at_index(index + 1).start_time.value)
-            before = round(item.in_offset.rescaled_to(FPS).value)
-            after = round(item.out_offset.rescaled_to(FPS).value)
+            before = round(item.in_offset.rescaled_to(fps).value)
+            after = round(item.out_offset.rescaled_to(fps).value)
             frames.update(range(cut - before - 1, cut + after + 1))
     return frames
 
@@ -104,6 +120,7 @@ def transition_frames(timeline: otio.schema.Timeline) -> set[int]:
 def shown_frames(
     timeline: otio.schema.Timeline,
     rates: dict[str, Fraction],
+    fps: float,
     path_of: Any = None,
 ) -> dict[int, tuple[str, int]]:
     """Output frame -> (source path, source frame number counted from timecode 0)."""
@@ -113,11 +130,11 @@ def shown_frames(
         path = path_of(clip) if path_of else local_path(clip.media_reference.target_url)
         rate = rates[path]
         record = track.range_of_child(clip)
-        record_in = round(record.start_time.to_seconds() * FPS)
-        record_out = record_in + round(record.duration.to_seconds() * FPS)
+        record_in = round(record.start_time.to_seconds() * fps)
+        record_out = record_in + round(record.duration.to_seconds() * fps)
         source_in_sec = clip.source_range.start_time.to_seconds()
         for frame in range(record_in, record_out):
-            source_sec = source_in_sec + (frame - record_in) / FPS
+            source_sec = source_in_sec + (frame - record_in) / fps
             shown[frame] = (path, round(source_sec * rate + 1e-6))
     return shown
 
@@ -129,19 +146,47 @@ def local_path(url: str) -> str:
 
 
 def assert_same_edit(
-    read_back: otio.schema.Timeline, truth: otio.schema.Timeline, path_of: Any = None
+    read_back: otio.schema.Timeline,
+    truth: otio.schema.Timeline,
+    path_of: Any = None,
+    timeline_grid: bool = False,
 ) -> None:
+    """The read-back cut list is the rendered one, frame for frame.
+
+    At every output frame outside transitions the same source is on screen, so
+    record ins and outs are exact; at each cut the incoming shot's in point is the
+    same source frame. Within a shot, a source at another rate than the
+    timeline is exact to one frame: which of two source frames an editor shows
+    between them is its own sampling choice, not the file's. timeline_grid: the
+    format counts source positions in timeline frames (EDL, FCP 7 clip items), so a
+    source with more frames per second than the timeline is exact to one frame.
+    """
     rates = source_rates(truth)
-    expected = shown_frames(truth, rates)
-    got = shown_frames(read_back, rates, path_of)
+    fps = float(timeline_rate(truth))
+    expected = shown_frames(truth, rates, fps)
+    got = shown_frames(read_back, rates, fps, path_of)
     mixed = transition_frames(truth)
     total = truth.metadata["montage_ai"]["total_frames"]
     assert len(expected) == total
+    track = truth.video_tracks()[0]
+    cuts = {
+        round(track.range_of_child(clip).start_time.to_seconds() * fps)
+        for clip in track.find_clips()
+    }
     compared = 0
     for frame in range(total):
+        path, number = expected[frame]
+        got_path, got_number = got[frame]
+        coarse = timeline_grid and rates[path] > fps
+        if frame in cuts and not coarse:
+            assert (got_path, got_number) == (path, number), f"in point at {frame}"
         if frame in mixed:
             continue
-        assert got.get(frame) == expected[frame], f"output frame {frame}"
+        assert got_path == path, f"output frame {frame}"
+        if abs(rates[path] - fps) < 1e-9:
+            assert got_number == number, f"output frame {frame}"
+        else:
+            assert abs(got_number - number) <= 1, f"output frame {frame}"
         compared += 1
     assert compared > total * 0.6
 
@@ -194,7 +239,7 @@ def test_read_back_gives_the_rendered_edit(
     read_back = otio.adapters.read_from_file(
         render["outputs"][name], adapter_name=adapter
     )
-    assert_same_edit(read_back, truth)
+    assert_same_edit(read_back, truth, timeline_grid=name != "otio")
     start_sec, length_sec = song_range_sec(read_back)
     true_start, true_length = song_range_sec(truth)
     # The FCPXML reader truncates times to whole frames; the file holds the sample.
@@ -225,6 +270,7 @@ def test_edl_read_back_gives_the_rendered_edit_through_its_reels(
         video,
         render["timeline"],
         path_of=lambda clip: reels[clip.metadata["cmx_3600"]["reel"]],
+        timeline_grid=True,
     )
 
 
@@ -405,3 +451,54 @@ def test_export_of_a_missing_timeline_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "render the job first" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_29_97_render_is_drop_frame_and_frame_exact(
+    ntsc_render: dict[str, Any],
+) -> None:
+    truth = ntsc_render["timeline"]
+    rate = timeline_rate(truth)
+    assert rate == Fraction(30000, 1001)
+    total = truth.metadata["montage_ai"]["total_frames"]
+    with av.open(ntsc_render["outputs"]["video"]) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == rate
+        assert sum(1 for _ in container.decode(stream)) == total
+    # Mid-shot frames show the source frame the timeline names.
+    placements, _ = read_placements(truth)
+    frames = dict(
+        enumerate(rgb for _, rgb in decode_rgb_frames(ntsc_render["outputs"]["video"]))
+    )
+    checked = 0
+    for placement in placements:
+        if "vfr" in placement.path:
+            continue
+        middle = (placement.record_start + placement.record_end) // 2
+        media_sec = placement.source_sec(middle, rate) - placement.start_sec
+        expected = math.floor(media_sec * placement.rate + 0.5 - 1e-6)
+        assert read_marker(frames[middle]) == expected, placement.path
+        checked += 1
+    assert checked >= 2
+    # The EDL counts drop-frame, and reads back frame for frame.
+    text = Path(ntsc_render["outputs"]["edl"]).read_text(encoding="utf-8")
+    assert "FCM: DROP FRAME" in text
+    events = [line for line in text.splitlines() if line[:3].isdigit()]
+    assert all(";" in line.split()[-1] for line in events)
+    with open(
+        Path(ntsc_render["outputs"]["edl"]).with_suffix(".reels.csv"), encoding="utf-8"
+    ) as stream:
+        reels = {row["reel"]: row["path"] for row in csv.DictReader(stream)}
+    read_back = otio.adapters.read_from_string(text, "cmx_3600", rate=float(rate))
+    video = otio.schema.Timeline()
+    video.tracks.append(read_back.video_tracks()[0].deepcopy())
+    assert_same_edit(
+        video,
+        truth,
+        path_of=lambda clip: reels[clip.metadata["cmx_3600"]["reel"]],
+        timeline_grid=True,
+    )
+    for name, adapter in (("fcp7", "fcp_xml"), ("otio", "otio_json")):
+        back = otio.adapters.read_from_file(
+            ntsc_render["outputs"][name], adapter_name=adapter
+        )
+        assert_same_edit(back, truth, timeline_grid=name == "fcp7")

@@ -72,7 +72,7 @@ def test_output_that_is_a_source_is_refused(
 
 @pytest.mark.parametrize(
     "change",
-    [{"size": [1280]}, {"size": 1280}, {"clips": [5]}, {"fps": 29.97},
+    [{"size": [1280]}, {"size": 1280}, {"clips": [5]}, {"fps": 29.5},
      {"seed": "abc"}, {"version": 2}, {"output": "x.otio"}, {"unknown": 1}],
 )  # fmt: skip
 def test_malformed_jobs_fail_as_invalid(folder: Path, change: dict[str, Any]) -> None:

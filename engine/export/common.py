@@ -10,7 +10,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from engine.frames import grade_filters
-from engine.plan import META
+from engine.plan import META, timeline_rate
 
 
 def video_clips(timeline: otio.schema.Timeline) -> list[otio.schema.Clip]:
@@ -24,8 +24,8 @@ def song_clip(timeline: otio.schema.Timeline) -> otio.schema.Clip | None:
     return None
 
 
-def timeline_fps(timeline: otio.schema.Timeline) -> int:
-    return int(timeline.metadata[META]["fps"])
+def timeline_fps(timeline: otio.schema.Timeline) -> Fraction:
+    return timeline_rate(timeline)
 
 
 def source_rate(clip: otio.schema.Clip) -> Fraction:
@@ -66,7 +66,7 @@ def song_to_frames(timeline: otio.schema.Timeline) -> str | None:
         return None
     return (
         f"The song starts {moved_ms:.0f} ms off a frame boundary, which this format "
-        f"cannot say: it starts at the nearest frame, {start_frames / fps:.3f} s."
+        f"cannot say: it starts at the nearest frame, {float(start_frames / fps):.3f} s."
     )
 
 

@@ -14,13 +14,14 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import av
 import opentimelineio as otio
 
 from engine.frames import FrameTransform, grade_filters
-from engine.plan import META
+from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
 from engine.render import AUDIO_RATE, ClipPlacement, Join, read_placements
 
@@ -53,7 +54,7 @@ class _Project:
     """The document being written, services in the order MLT has to read them."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        self.fps, self.total_frames = int(meta["fps"]), int(meta["total_frames"])
+        self.fps, self.total_frames = metadata_rate(meta), int(meta["total_frames"])
         self.width, self.height = int(meta["width"]), int(meta["height"])
         grade = meta.get("grade") or {}
         self.transform = FrameTransform(
@@ -116,17 +117,19 @@ def _element(parent: ET.Element, tag: str, entry: Entry | None = None) -> ET.Ele
     return element
 
 
-def _profile(fps: int, width: int, height: int) -> ET.Element:
+def _profile(fps: Fraction, width: int, height: int) -> ET.Element:
     """Square pixels, progressive; the colorspace players assume of untagged video."""
     divisor = math.gcd(width, height)
     values = {
         "width": width, "height": height, "progressive": 1,
         "sample_aspect_num": 1, "sample_aspect_den": 1,
         "display_aspect_num": width // divisor, "display_aspect_den": height // divisor,
-        "frame_rate_num": fps, "frame_rate_den": 1,
+        "frame_rate_num": fps.numerator, "frame_rate_den": fps.denominator,
         "colorspace": 709 if height >= 720 else 601,
     }  # fmt: skip
-    profile = ET.Element("profile", description=f"Montage AI {width}x{height} {fps}")
+    profile = ET.Element(
+        "profile", description=f"Montage AI {width}x{height} {float(fps):.4g}"
+    )
     profile.attrib.update((name, str(value)) for name, value in values.items())
     return profile
 
@@ -162,9 +165,11 @@ def _remap_sec(
 ) -> dict[int, float] | None:
     """Source seconds (from the first frame) by chain position, or None.
 
-    MLT shows the source frame nearest a time, our render the last one at or before
-    it: they agree only at a constant rate equal to ours. A timeremap link picks
-    frames our way, by source time; a variable-rate stretch, frame by frame.
+    MLT and our render both show the source frame nearest a time, but a tie (a
+    25 fps frame boundary exactly between two 30 fps frames) may go either way in
+    MLT. A timeremap link picks the last frame at or before the time it is given:
+    given half a frame less than the time, that is the nearest frame, the earlier
+    on a tie, as ours. A variable-rate stretch is mapped frame by frame.
     """
     fps, name = project.fps, os.path.basename(placement.path)
     start_sec = placement.source_sec(first, fps)
@@ -183,8 +188,9 @@ def _remap_sec(
         return _frame_keyframes(placement, times, first, span, fps)
     if placement.rate == fps:
         return None
-    relative_sec = start_sec - placement.start_sec + EPSILON_SEC
-    return {0: relative_sec, span: relative_sec + span / fps}
+    relative_sec = start_sec - placement.start_sec + 0.5 / float(placement.rate)
+    relative_sec -= EPSILON_SEC
+    return {0: relative_sec, span: relative_sec + float(span / fps)}
 
 
 def _add_source(project: _Project, path: str, length: int) -> ET.Element:
@@ -225,7 +231,7 @@ def _is_variable(times: list[float], rate: float) -> bool:
 
 
 def _frame_keyframes(
-    placement: ClipPlacement, times: list[float], first: int, span: int, fps: int
+    placement: ClipPlacement, times: list[float], first: int, span: int, fps: Fraction
 ) -> dict[int, float]:
     """One keyframe a frame: the time MLT counts as the frame our render shows.
 
@@ -236,8 +242,13 @@ def _frame_keyframes(
     average_rate = (len(times) - 1) / max(times[-1] - times[0], 1e-6)
     keyframes = {}
     for position in range(span):
-        wanted_sec = placement.source_sec(first + position, fps) + EPSILON_SEC
-        shown_sec = times[max(0, bisect.bisect_right(times, wanted_sec) - 1)]
+        wanted_sec = placement.source_sec(first + position, fps)
+        index = max(0, bisect.bisect_right(times, wanted_sec + EPSILON_SEC) - 1)
+        shown_sec = times[index]
+        if index + 1 < len(times) and (
+            times[index + 1] - wanted_sec < wanted_sec - shown_sec - EPSILON_SEC
+        ):
+            shown_sec = times[index + 1]  # nearer, as our render shows it
         keyframes[position] = shown_sec - placement.start_sec + 0.5 / average_rate
     return keyframes
 
@@ -344,7 +355,7 @@ def _add_song(project: _Project, song: otio.schema.Clip, meta: dict[str, Any]) -
     if (moved_ms := abs(in_frame / fps - start_sec) * 1000) > 1.0:
         project.warnings.append(
             f"The song enters {moved_ms:.0f} ms off a frame boundary, which MLT "
-            f"cannot say: it starts at the nearest frame, {in_frame / fps:.3f} s."
+            f"cannot say: it starts at the nearest frame, {float(in_frame / fps):.3f} s."
         )
     if round(start_sec * AUDIO_RATE):
         project.warnings.append(

@@ -44,7 +44,7 @@ def write_fcp7(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[s
     """FCP 7 XML (xmeml 5) for Premiere Pro and DaVinci Resolve."""
     copy = _with_file_urls(timeline.deepcopy())
     moved = song_to_frames(copy)
-    _clips_to_timeline_rate(copy)
+    _clips_to_timeline_rate(copy, from_timecode=False)
     text = otio.adapters.write_to_string(copy, "fcp_xml")
     root = ET.fromstring(text)
     _fill_fcp7_media(root, timeline)
@@ -58,8 +58,16 @@ def write_fcp7(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[s
 def write_fcpxml(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """FCPXML 1.8 for Final Cut Pro (and DaVinci Resolve)."""
     copy = _with_file_urls(timeline.deepcopy())
+    fps = timeline_fps(timeline)
+    # The adapter knows whole rates only (and 29.97 as a rounded float): an NTSC
+    # timeline is written at its whole rate, every time then stretched back exactly.
+    stretch = Fraction(round(fps)) / fps
+    if stretch != 1:
+        _scale_rates(copy, stretch)
     text = otio.adapters.write_to_string(copy, "fcpx_xml")
     root = ET.fromstring(text)
+    if stretch != 1:
+        _stretch_fcpxml_times(root, stretch, fps)
     _fill_fcpxml_formats(root, timeline)
     _fill_fcpxml_song(root, timeline)
     warnings = common_warnings(
@@ -72,6 +80,7 @@ def write_edl(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[st
     """A CMX 3600 EDL at the timeline's rate, and a table of its reel names."""
     copy = timeline.deepcopy()
     moved = song_to_frames(copy)
+    _clips_to_timeline_rate(copy, from_timecode=True)
     fps = timeline_fps(timeline)
     clips = [*video_clips(copy), *([song] if (song := song_clip(copy)) else [])]
     reels = reel_names([clip.media_reference.target_url for clip in clips])
@@ -79,7 +88,12 @@ def write_edl(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[st
         path = clip.media_reference.target_url
         clip.name = os.path.basename(path)
         clip.metadata["cmx_3600"] = {"reel": reels[path]}
-    text = otio.adapters.write_to_string(copy, "cmx_3600", rate=fps, style="avid")
+    text = otio.adapters.write_to_string(
+        copy, "cmx_3600", rate=float(fps), style="avid"
+    )
+    if fps.denominator != 1 and fps.numerator % 30000 == 0:
+        # 29.97 and 59.94 count in drop-frame timecode (the adapter writes ';').
+        text = text.replace("\n\n", "\nFCM: DROP FRAME\n\n", 1)
     # Full-path comments make Premiere Pro name the media UNKNOWN and not relink;
     # the clip-name comments and the reel table are what editors match on.
     kept = [
@@ -128,7 +142,7 @@ def _last_event_number(lines: list[str]) -> int:
 
 
 def _edl_song_event(
-    song: otio.schema.Clip, reels: dict[str, str], fps: int, number: int
+    song: otio.schema.Clip, reels: dict[str, str], fps: Fraction, number: int
 ) -> list[str]:
     """The song as a stereo audio event (the adapter writes the first track only)."""
     source = song.source_range
@@ -146,7 +160,7 @@ def _edl_song_event(
     ]
 
 
-def _edl_rate_warnings(timeline: otio.schema.Timeline, fps: int) -> list[str]:
+def _edl_rate_warnings(timeline: otio.schema.Timeline, fps: Fraction) -> list[str]:
     others = sorted(
         {
             f"{os.path.basename(clip.media_reference.target_url)} "
@@ -158,29 +172,41 @@ def _edl_rate_warnings(timeline: otio.schema.Timeline, fps: int) -> list[str]:
     if not others:
         return []
     return [
-        f"A CMX 3600 EDL counts every timecode at one rate ({fps} fps): the source "
-        f"timecodes of {', '.join(others)} are their times counted at {fps} fps. "
+        f"A CMX 3600 EDL counts every timecode at one rate ({float(fps):.4g} fps): "
+        f"the source timecodes of {', '.join(others)} are their times counted at "
+        f"{float(fps):.4g} fps. "
         "Editors that read them at the clip's own rate can land a frame off; use "
         "the .otio or FCP 7 XML export for those."
     ]
 
 
-def _clips_to_timeline_rate(timeline: otio.schema.Timeline) -> None:
-    """Count every clip's in point from its first frame, in timeline frames.
+def _clips_to_timeline_rate(
+    timeline: otio.schema.Timeline, *, from_timecode: bool
+) -> None:
+    """Count every clip's source positions in timeline frames, rounded.
 
-    The FCP 7 XML adapter mixes rates when a clip's source rate differs from its
-    transitions' (it subtracts 30 fps offsets from 25 fps in points), so clip items
-    count at the sequence rate, as editors write them; each file keeps its own
-    rate and timecode (filled in afterwards). An in point at the sequence rate is
-    within half a source frame of the source frame, which editors show.
+    The adapters mix rates when a clip's source rate differs from its transitions'
+    (they subtract 30 fps offsets from 25 fps in points, then truncate), so clips
+    count at the sequence rate, as editors write them. An in point rounded to the
+    sequence rate is within half a source frame of the frame, which editors show.
+    from_timecode keeps positions counted from timecode zero (the EDL's source
+    timecodes); otherwise they count from the first frame and each file's own rate
+    and timecode are filled in afterwards (FCP 7 XML).
     """
     fps = timeline_fps(timeline)
     for clip in video_clips(timeline):
         reference = clip.media_reference
         available = reference.available_range
-        offset = clip.source_range.start_time - available.start_time
+        offset = clip.source_range.start_time
+        first = otio.opentime.RationalTime(0, fps)
+        if from_timecode:
+            first = otio.opentime.RationalTime(
+                round(available.start_time.to_seconds() * fps), fps
+            )
+        else:
+            offset -= available.start_time
         reference.available_range = otio.opentime.TimeRange(
-            otio.opentime.RationalTime(0, fps),
+            first,
             otio.opentime.RationalTime(
                 round(available.duration.to_seconds() * fps), fps
             ),
@@ -237,7 +263,7 @@ def _fill_fcp7_media(root: ET.Element, timeline: otio.schema.Timeline) -> None:
     for sequence_format in root.findall(".//sequence/media/video/format"):
         sequence_format.clear()
         sequence_format.append(
-            _fcp7_characteristics(Fraction(meta["fps"]), meta["width"], meta["height"])
+            _fcp7_characteristics(timeline_fps(timeline), meta["width"], meta["height"])
         )
 
 
@@ -283,6 +309,45 @@ def _fcp7_characteristics(rate: Fraction, width: int, height: int) -> ET.Element
     ET.SubElement(characteristics, "pixelaspectratio").text = "square"
     ET.SubElement(characteristics, "fielddominance").text = "none"
     return characteristics
+
+
+def _scale_rates(timeline: otio.schema.Timeline, factor: Fraction) -> None:
+    """Every time in the timeline divided by factor (its rate multiplied by it)."""
+
+    def scaled(time: otio.opentime.RationalTime) -> otio.opentime.RationalTime:
+        rate = time.rate * float(factor)
+        # Timeline rates land on whole numbers, which the adapter looks up.
+        whole = round(rate)
+        return otio.opentime.RationalTime(
+            time.value, whole if abs(rate - whole) < 1e-6 else rate
+        )
+
+    def scaled_range(span: otio.opentime.TimeRange) -> otio.opentime.TimeRange:
+        return otio.opentime.TimeRange(scaled(span.start_time), scaled(span.duration))
+
+    timeline.global_start_time = scaled(timeline.global_start_time)
+    for marker in timeline.tracks.markers:
+        marker.marked_range = scaled_range(marker.marked_range)
+    for track in timeline.tracks:
+        for item in track:
+            if isinstance(item, otio.schema.Transition):
+                item.in_offset = scaled(item.in_offset)
+                item.out_offset = scaled(item.out_offset)
+            elif isinstance(item, otio.schema.Clip):
+                item.source_range = scaled_range(item.source_range)
+                reference = item.media_reference
+                reference.available_range = scaled_range(reference.available_range)
+
+
+def _stretch_fcpxml_times(root: ET.Element, factor: Fraction, fps: Fraction) -> None:
+    """Undo _scale_rates in the written document, and give it its true rate."""
+    for element in root.iter():
+        for name in ("offset", "duration", "start"):
+            value = element.get(name)
+            if value and value.endswith("s"):
+                element.set(name, _seconds(Fraction(value[:-1]) * factor))
+        if element.tag == "format" and element.get("frameDuration"):
+            element.set("frameDuration", _seconds(1 / fps))
 
 
 def _fill_fcpxml_formats(root: ET.Element, timeline: otio.schema.Timeline) -> None:
