@@ -40,6 +40,17 @@ from engine import protocol
 log = logging.getLogger(__name__)
 
 ASPECT_LABELS = {"16:9": "16:9 landscape", "9:16": "9:16 vertical", "1:1": "1:1 square"}
+# Frame rates offered, by what they are for; NTSC rates make drop-frame timelines.
+FRAME_RATE_LABELS: dict[int | float, str] = {
+    30: "30 fps",
+    25: "25 fps (PAL, Europe)",
+    24: "24 fps (film)",
+    29.97: "29.97 fps (NTSC, phones and US cameras)",
+    23.976: "23.976 fps (NTSC film)",
+    60: "60 fps",
+    50: "50 fps",
+    59.94: "59.94 fps (NTSC)",
+}
 QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.mts *.m2ts *.mpg *.ogv)"
 AUDIO_FILTER = "Audio (*.mp3 *.m4a *.aac *.wav *.flac *.ogg *.opus)"
@@ -177,6 +188,13 @@ class JobFormWidget(QWidget):
 
         self.aspect_combo = _choice_combo(ASPECT_LABELS)
         form.addRow("Aspect", self.aspect_combo)
+        self.fps_combo = QComboBox()
+        for rate, label in FRAME_RATE_LABELS.items():
+            self.fps_combo.addItem(label, rate)
+        self.fps_combo.setToolTip(
+            "Frames per second of the montage and of its timeline for your editor."
+        )
+        form.addRow("Frame rate", self.fps_combo)
         self.quality_combo = _choice_combo(QUALITY_LABELS)
         self.quality_combo.setCurrentIndex(self.quality_combo.findData("final"))
         form.addRow("Quality", self.quality_combo)
@@ -213,6 +231,7 @@ class JobFormWidget(QWidget):
             prompt=self.prompt_edit.text().strip(),
             duration_sec=float(duration_sec) if duration_sec else None,
             aspect=self.aspect_combo.currentData(),
+            fps=self.fps_combo.currentData(),
             quality=self.quality_combo.currentData(),
             seed=self.seed_spin.value(),
         )

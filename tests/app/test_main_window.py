@@ -130,6 +130,7 @@ def test_the_form_becomes_a_job(make_window, media, tmp_path):
         window.form.quality_combo.findData("preview")
     )
     window.form.seed_spin.setValue(42)
+    window.form.fps_combo.setCurrentIndex(window.form.fps_combo.findData(29.97))
 
     spec = window.form.build_job_spec()
 
@@ -137,6 +138,7 @@ def test_the_form_becomes_a_job(make_window, media, tmp_path):
     assert spec.music == str(media["song"])
     assert (spec.style, spec.prompt, spec.seed) == ("dynamic", "slow and dreamy", 42)
     assert (spec.duration_sec, spec.aspect, spec.quality) == (30.0, "9:16", "preview")
+    assert spec.fps == 29.97
     assert Path(spec.output).parent == tmp_path / "out"
     assert Path(spec.output).name.startswith("montage-")
     window.form.duration_spin.setValue(0)
