@@ -34,6 +34,12 @@ ANALYSIS_VERSION = 1
 
 # Clips longer than this are skimmed keyframe by keyframe (about 37x real time).
 LONG_CLIP_SEC = 120.0
+# A long clip is read from at most this many keyframes, spread evenly: a two-hour
+# recording with keyframes every second, or all-intra (ProRes, MJPEG), would
+# otherwise decode thousands of full-size pictures.
+LONG_CLIP_MAX_FRAMES = 600
+# Keyframes this far apart are reached by seeking over the packets between.
+LONG_CLIP_SEEK_SEC = 5.0
 
 # Longer side of the analysis picture, in pixels; the shorter side follows the
 # display aspect, rounded to a multiple of 8 so it pools evenly.
@@ -60,6 +66,9 @@ SHARPNESS_SCALE = 300.0
 # Limited-range luma: black at 16, white at 235.
 LUMA_BLACK = 16
 LUMA_WHITE = 235
+# PQ (SMPTE ST 2084, FFmpeg's transfer 16): SDR white sits at 203 cd/m2 (BT.2408).
+PQ_TRANSFER = 16
+HDR_REFERENCE_WHITE_NITS = 203.0
 
 DEFAULT_WEIGHTS = {"motion": 0.4, "sharpness": 0.35, "exposure": 0.25}
 PROGRESS_INTERVAL_SEC = 0.5
@@ -149,8 +158,9 @@ def analyze_clip(
 ) -> ClipAnalysis:
     """Find the shots of one clip and score each, in one low-resolution decode pass.
 
-    Clips longer than `LONG_CLIP_SEC` are skimmed keyframe by keyframe, so their
-    cuts land on the first keyframe after the real cut.
+    Clips longer than `LONG_CLIP_SEC` are skimmed keyframe by keyframe (at most
+    `LONG_CLIP_MAX_FRAMES`, evenly spread), so their cuts land on the first
+    keyframe read after the real cut.
 
     Args:
         info: the probed clip.
@@ -161,6 +171,8 @@ def analyze_clip(
     Raises:
         MediaError: the clip cannot be opened or no picture of it decodes.
     """
+    if info.still:
+        return _analyze_still(info)
     keyframes_only = info.duration_sec > LONG_CLIP_SEC
     content_hash = cache.content_hash(info.path)
     key = _cache_key(content_hash, keyframes_only)
@@ -195,13 +207,30 @@ def analyze_clip(
     return analysis
 
 
+def _analyze_still(info: MediaInfo) -> ClipAnalysis:
+    """A still picture is one shot as long as it may be shown; nothing in it moves.
+
+    Its one picture is decoded for sharpness and exposure; too cheap to cache.
+    """
+    features = _decode_features(info, keyframes_only=False, progress=None)
+    shot = _score_shot(features, 0, 1, 0.0, info.duration_sec)
+    return ClipAnalysis(
+        path=info.path,
+        content_hash=cache.content_hash(info.path),
+        duration_sec=info.duration_sec,
+        shots=[shot],
+        frames_analyzed=1,
+        keyframes_only=False,
+    )
+
+
 def _cache_key(content_hash: str, keyframes_only: bool) -> str:
     """The content, the version and every parameter that shapes the result."""
     parameters = [
         ANALYSIS_VERSION, keyframes_only, ANALYSIS_SIZE_PX, CUT_FLOOR,
         CUT_MEDIAN_RATIO, CUT_MEDIAN_HALF_WINDOW_FRAMES, CUT_NEIGHBOUR_RATIO,
         DUPLICATE_CHANGE, RETURN_FRACTION, MIN_SHOT_SEC, MOTION_FULL_SCALE_PER_SEC,
-        SHARPNESS_SCALE, DEFAULT_WEIGHTS,
+        SHARPNESS_SCALE, DEFAULT_WEIGHTS, LONG_CLIP_MAX_FRAMES,
     ]  # fmt: skip
     digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
     return f"{content_hash}-{digest.hexdigest()[:16]}"
@@ -232,15 +261,13 @@ def _decode_features(
     # One scaler for the whole clip: frame.reformat would set one up per frame.
     reformatter = VideoReformatter()
     reporter = _ProgressReporter(progress, info.duration_sec)
+    step_sec = info.duration_sec / LONG_CLIP_MAX_FRAMES if keyframes_only else 0.0
     with _open_container(info) as container:
         stream = _prepare_stream(container, info, keyframes_only)
         try:
-            for frame in _decoded_frames(container, stream, features):
+            for frame in _decoded_frames(container, stream, features, step_sec):
                 time_sec = _frame_time_sec(frame, info, features)
-                small = reformatter.reformat(
-                    frame, width, height, "yuv420p", interpolation="AREA"
-                )
-                planes = np.asarray(small.to_ndarray(), dtype=np.uint8)
+                planes = _shrink(reformatter, frame, width, height)
                 _add_frame(features, time_sec, planes, height)
                 reporter.report(time_sec)
         except av.error.FFmpegError as error:
@@ -269,16 +296,81 @@ def _open_container(info: MediaInfo) -> Any:
 
 
 def _decoded_frames(
-    container: Any, stream: Any, features: _FrameFeatures
+    container: Any, stream: Any, features: _FrameFeatures, step_sec: float = 0.0
 ) -> Iterator[Any]:
-    """Frames in order, skipping packets the decoder rejects as damaged."""
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            features.damaged_packets += 1
-            continue
-        yield from frames
+    """Frames in order, skipping packets the decoder rejects as damaged.
+
+    With step_sec, only keyframes at least step_sec apart are decoded; when that is
+    LONG_CLIP_SEEK_SEC or more, the packets between are skipped by a seek.
+    """
+    next_sec = -math.inf
+    while True:
+        seek_sec = None
+        for packet in container.demux(stream):
+            time_sec = _packet_time_sec(packet, stream)
+            if step_sec and packet.size:
+                if not packet.is_keyframe or time_sec is None or time_sec < next_sec:
+                    continue
+                next_sec = time_sec + step_sec
+            yield from _decode_packet(packet, features)
+            if step_sec >= LONG_CLIP_SEEK_SEC and packet.size:
+                seek_sec = next_sec
+                break
+        if seek_sec is None:
+            return
+        # A seek drops the frames the decoder's threads still hold: take them.
+        yield from stream.codec_context.decode(None)
+        stream.codec_context.flush_buffers()
+        _seek_backward(container, stream, seek_sec)
+
+
+def _packet_time_sec(packet: Any, stream: Any) -> float | None:
+    timestamp = packet.pts if packet.pts is not None else packet.dts
+    return None if timestamp is None else float(timestamp * stream.time_base)
+
+
+def _decode_packet(packet: Any, features: _FrameFeatures) -> list[Any]:
+    try:
+        return list(packet.decode())
+    except av.error.InvalidDataError:
+        features.damaged_packets += 1
+        return []
+
+
+def _seek_backward(container: Any, stream: Any, time_sec: float) -> None:
+    """To the keyframe at or before time_sec; reading on in place if seeking fails."""
+    try:
+        container.seek(int(time_sec / stream.time_base), stream=stream, backward=True)
+    except av.error.FFmpegError as error:
+        log.debug("Seek failed in %s (%s); reading on", container.name, error)
+
+
+def _shrink(
+    reformatter: VideoReformatter, frame: Any, width: int, height: int
+) -> npt.NDArray[np.uint8]:
+    """The frame at the analysis size as yuv420p planes; PQ (HDR10) luma mapped
+    to SDR as the render shows it, or its exposure would read dim."""
+    small = reformatter.reformat(frame, width, height, "yuv420p", interpolation="AREA")
+    planes = np.asarray(small.to_ndarray(), dtype=np.uint8)
+    if frame.color_trc == PQ_TRANSFER:
+        planes[:height] = _PQ_TO_SDR_LUMA[planes[:height]]
+    return planes
+
+
+def _pq_to_sdr_luma() -> npt.NDArray[np.uint8]:
+    """8-bit limited-range luma: PQ code value to BT.709 code value, white at
+    HDR_REFERENCE_WHITE_NITS. Luma only: enough for exposure and sharpness."""
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    code = np.clip((np.arange(256) - LUMA_BLACK) / (LUMA_WHITE - LUMA_BLACK), 0, 1)
+    power = code ** (1 / m2)
+    nits = 10000 * (np.maximum(power - c1, 0) / (c2 - c3 * power)) ** (1 / m1)
+    relative = np.clip(nits / HDR_REFERENCE_WHITE_NITS, 0, 1)
+    sdr = LUMA_BLACK + (LUMA_WHITE - LUMA_BLACK) * relative ** (1 / 2.4)
+    return np.rint(sdr).astype(np.uint8)
+
+
+_PQ_TO_SDR_LUMA = _pq_to_sdr_luma()
 
 
 def _frame_time_sec(frame: Any, info: MediaInfo, features: _FrameFeatures) -> float:

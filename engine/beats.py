@@ -33,10 +33,21 @@ DOUBLE_RATIO = 0.6
 TAPPED_BPM = 120.0
 # The tempogram window (librosa's default is 8 s, at twice the cost).
 TEMPOGRAM_SEC = 4.0
+TEMPOGRAM_BLOCK_FRAMES = 2048
+# The local tempo is read every TEMPO_STEP_SEC. Where the song's beat period
+# (within SONG_LAG_FRACTION, or its double or half) autocorrelates under
+# SONG_TEMPO_SUPPORT of the strongest period, for half of TEMPO_SMOOTH_SEC or
+# more, the tempo has changed and the beats follow the local tempo.
+TEMPO_STEP_SEC = 0.25
+SONG_LAG_FRACTION = 0.04
+SONG_TEMPO_SUPPORT = 0.55
+TEMPO_SMOOTH_SEC = 8.0
 # End beats whose interval strays by more than this are the tracker's, not the
 # song's: librosa bends the grid over the last beats.
 OFF_GRID_FRACTION = 0.15
 MAX_OFF_GRID_END_BEATS = 4
+# The period at a beat is the median of this many intervals either side of it.
+LOCAL_PERIOD_BEATS = 8
 
 # Attacks: the sharpest rise of a 5 ms energy window. The first search runs from
 # 3 hops before a beat to 1 after (onset peaks trail attacks by 11-25 ms), the
@@ -74,13 +85,13 @@ def find_beats(
         The tempo in BPM (from the median beat interval when there are two
         beats or more) and the beat times in seconds, ascending.
     """
-    tempo_bpm = _estimate_tempo(librosa, onset_envelope, sr)
+    tempo_bpm, frame_bpm = _estimate_tempo(librosa, onset_envelope, sr)
     # NOTE: trim=True drops every beat of a quiet intro; silence is cut later.
     _, beat_frames = librosa.beat.beat_track(
         onset_envelope=onset_envelope,
         sr=sr,
         hop_length=HOP_SAMPLES,
-        bpm=tempo_bpm,
+        bpm=frame_bpm,
         trim=False,
     )
     beat_frames = np.asarray(beat_frames, dtype=np.intp)
@@ -98,20 +109,129 @@ def find_beats(
     return tempo_bpm, beats_sec
 
 
-def _estimate_tempo(librosa: Any, onset_envelope: FloatArray, sr: int) -> float:
-    """librosa's tempo estimate with its prior around 120 BPM.
+def _estimate_tempo(
+    librosa: Any, onset_envelope: FloatArray, sr: int
+) -> tuple[float, float | FloatArray]:
+    """The song's tempo, and the tempo to track: that one, or one per onset frame
+    where the song changes tempo.
+
+    Both come from librosa's estimate with its prior around 120 BPM, over the mean
+    tempogram column and over one column every TEMPO_STEP_SEC.
 
     NOTE: the estimate weighs a compressed autocorrelation against the prior, so
     lags that fall between frames lose: pooling the envelope to a hop of 512
     samples (twice as fast) turned a 120 BPM kick and snare into 60 BPM.
     """
-    tempo = librosa.feature.tempo(
-        onset_envelope=onset_envelope,
-        sr=sr,
-        hop_length=HOP_SAMPLES,
-        ac_size=TEMPOGRAM_SEC,
+    mean_column, step_columns = _tempogram_columns(librosa, onset_envelope, sr)
+    song_bpm = float(_tempo_of(librosa, mean_column[:, None], sr)[0])
+    step_bpm = _step_tempo(librosa, song_bpm, step_columns, sr)
+    curve_bpm = _median_smoothed(step_bpm, TEMPO_SMOOTH_SEC / TEMPO_STEP_SEC, song_bpm)
+    if np.all(curve_bpm == song_bpm):
+        return song_bpm, song_bpm
+    log.info(
+        "The tempo changes: %s BPM.", ", ".join(f"{b:.0f}" for b in _runs(curve_bpm))
     )
-    return float(np.atleast_1d(tempo)[0])
+    return song_bpm, _tempo_per_frame(curve_bpm, len(onset_envelope), sr)
+
+
+def _tempo_per_frame(curve_bpm: FloatArray, total_frames: int, sr: int) -> FloatArray:
+    """The tempo at every onset frame from the tempo at every step, each change
+    half a beat late.
+
+    librosa's tracker judges the interval that ends at a frame by the tempo there:
+    the interval that ends on the first beat of a new tempo is of the old one.
+    """
+    frames_per_step = _tempo_step_frames(sr)
+    last_step = len(curve_bpm) - 1
+    steps = np.arange(total_frames) / frames_per_step
+    tempo_bpm = curve_bpm[np.minimum(np.round(steps), last_step).astype(np.intp)]
+    half_beat_steps = 30.0 / tempo_bpm * sr / HOP_SAMPLES / frames_per_step
+    earlier = np.clip(np.round(steps - half_beat_steps), 0, last_step)
+    delayed: FloatArray = curve_bpm[earlier.astype(np.intp)]
+    return delayed
+
+
+def _tempo_of(librosa: Any, tempogram: FloatArray, sr: int) -> FloatArray:
+    """librosa's tempo for each tempogram column, with its default prior."""
+    bpm: FloatArray = librosa.feature.tempo(
+        tg=tempogram, sr=sr, hop_length=HOP_SAMPLES, aggregate=None
+    )
+    return bpm
+
+
+def _tempo_step_frames(sr: int) -> int:
+    return max(1, round(TEMPO_STEP_SEC * sr / HOP_SAMPLES))
+
+
+def _tempogram_columns(
+    librosa: Any, onset_envelope: FloatArray, sr: int
+) -> tuple[FloatArray, FloatArray]:
+    """The mean column of librosa's centred tempogram, and every
+    TEMPO_STEP_SEC-th column, computed TEMPOGRAM_BLOCK_FRAMES at a time.
+
+    The same numbers as one call, without holding the whole tempogram: 2.8 GB
+    with its temporaries for a 20-minute song.
+    """
+    window = int(librosa.time_to_frames(TEMPOGRAM_SEC, sr=sr, hop_length=HOP_SAMPLES))
+    half = window // 2
+    padded = np.pad(onset_envelope, half, mode="linear_ramp", end_values=[0, 0])
+    total_frames = len(onset_envelope)
+    step = _tempo_step_frames(sr)
+    column_sum = np.zeros(window)
+    picked = []
+    for first in range(0, total_frames, TEMPOGRAM_BLOCK_FRAMES):
+        count = min(TEMPOGRAM_BLOCK_FRAMES, total_frames - first)
+        block = padded[first : first + count + window - 1]
+        tempogram = librosa.feature.tempogram(
+            onset_envelope=block, sr=sr, hop_length=HOP_SAMPLES,
+            win_length=window, center=False,
+        )[:, :count]  # fmt: skip
+        column_sum += tempogram.sum(axis=1)
+        # A copy: a view would keep each block's whole tempogram alive.
+        picked.append(tempogram[:, (-first) % step :: step].copy())
+    return column_sum / max(1, total_frames), np.concatenate(picked, axis=1)
+
+
+def _step_tempo(
+    librosa: Any, song_bpm: float, step_columns: FloatArray, sr: int
+) -> FloatArray:
+    """The tempo at each step: the song's, unless the song's beat period (or its
+    double or half) has next to no autocorrelation there.
+
+    NOTE: local estimates wander between 100 and 150 BPM in the breakdowns of a
+    steady 150 BPM song, while its period still autocorrelates at 0.6 or more of
+    the peak; a click at 100 BPM after 140 measures 0.0, drums 0.4 to 0.45.
+    """
+    window = step_columns.shape[0]
+    lag_bpm = librosa.tempo_frequencies(window, hop_length=HOP_SAMPLES, sr=sr)
+    near_song = np.zeros(window, dtype=bool)
+    for octave in (-1, 0, 1):
+        distance = np.abs(np.log2(lag_bpm[1:] / (song_bpm * 2.0**octave)))
+        near_song[1:] |= distance <= np.log2(1 + SONG_LAG_FRACTION)
+    peak = step_columns.max(axis=0)
+    support = step_columns[near_song].max(axis=0) / np.maximum(peak, 1e-12)
+    # A silent window has an all-zero column and no tempo of its own.
+    changed = (support < SONG_TEMPO_SUPPORT) & (peak > 0)
+    step_bpm: FloatArray = np.where(
+        changed, _tempo_of(librosa, step_columns, sr), song_bpm
+    )
+    return step_bpm
+
+
+def _median_smoothed(values: FloatArray, width: float, outside: float) -> FloatArray:
+    """The running median over an odd number of values near width, taking the
+    values past either end as outside."""
+    odd = max(1, round(width)) // 2 * 2 + 1
+    padded = np.pad(values, odd // 2, constant_values=outside)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, odd)
+    smoothed: FloatArray = np.median(windows, axis=1)
+    return smoothed
+
+
+def _runs(values: FloatArray) -> list[float]:
+    """values with repeats in a row dropped."""
+    keep = np.concatenate([[True], values[1:] != values[:-1]])
+    return [float(value) for value in values[keep]]
 
 
 def _strength_at(onset_envelope: FloatArray, frames: IntArray) -> FloatArray:
@@ -196,33 +316,42 @@ class _AttackFinder:
     """
 
     def __init__(self, samples: FloatArray, sr: int) -> None:
+        self.samples = samples
         self.sr = sr
         self.window = max(1, round(REFINE_WINDOW_SEC * sr))
         self.before_window = max(1, round(REFINE_BEFORE_SEC * sr))
-        emphasis = np.diff(samples, prepend=samples[:1])
-        squares = np.cumsum(np.square(emphasis, dtype=np.float64))
-        # squares[self.before_window + n] sums the energy before sample n.
-        self.squares = np.concatenate([np.zeros(self.before_window + 1), squares])
 
     def find(self, center: int, before: int, after: int) -> int | None:
         """The attack from before samples ahead of center to after it, or None."""
-        offset = self.before_window
-        low = max(0, center - before) + offset
-        high = min(len(self.squares) - 1 - self.window, center + after + offset)
-        if high <= low:
+        first = max(0, center - before)
+        last = min(len(self.samples) - self.window, center + after)
+        if last <= first:
             return None
-        candidates = np.arange(low, high + 1)
-        squares = self.squares
-        power_after = (squares[candidates + self.window] - squares[candidates]) / (
-            self.window
-        )
+        start = max(0, first - self.before_window)
+        energy = self._energy_from(start, last + self.window)
+        candidates = np.arange(first, last + 1)
+        following = energy[candidates + self.window - start]
+        here = energy[candidates - start]
         # Before the first samples, average over the samples there are.
-        counted = np.clip(candidates - offset, 1, offset)
-        power_before = (squares[candidates] - squares[candidates - offset]) / counted
+        earlier = energy[np.maximum(candidates - self.before_window, start) - start]
+        counted = np.clip(candidates, 1, self.before_window)
+        power_after = (following - here) / self.window
+        power_before = (here - earlier) / counted
         best = int(np.argmax(power_after - power_before))
         if power_after[best] <= REFINE_MIN_RISE * power_before[best]:
             return None
-        return int(candidates[best]) - offset
+        return int(candidates[best])
+
+    def _energy_from(self, start: int, stop: int) -> FloatArray:
+        """Energy of the first difference from sample start: element i sums
+        samples start to start + i - 1. Only this stretch is ever squared."""
+        first = max(0, start - 1)
+        stretch = self.samples[first:stop]
+        emphasis = np.diff(stretch, prepend=stretch[:1])[start - first :]
+        energy: FloatArray = np.concatenate(
+            [[0.0], np.cumsum(np.square(emphasis, dtype=np.float64))]
+        )
+        return energy
 
     def snap_sec(self, time_sec: float) -> float | None:
         """The attack within REFINE_RADIUS_SAMPLES of time_sec, or None."""
@@ -266,16 +395,33 @@ def _place_between_attacks(
     """
     if len(beats) < 3:
         return beats
-    period_sec = float(np.median(np.diff([time_sec for time_sec, _ in beats])))
+    periods_sec = _local_periods_sec([time_sec for time_sec, _ in beats])
     placed = list(beats)
     for index in range(1, len(beats) - 1):
         before_sec, before_found = beats[index - 1]
         after_sec, after_found = beats[index + 1]
+        period_sec = periods_sec[index]
         span_error_sec = abs(after_sec - before_sec - 2 * period_sec)
         on_grid = span_error_sec <= OFF_GRID_FRACTION * period_sec
         if before_found and after_found and on_grid and not beats[index][1]:
             placed[index] = ((before_sec + after_sec) / 2, False)
     return placed
+
+
+def _local_periods_sec(times_sec: list[float]) -> FloatArray:
+    """At each beat, the median of the LOCAL_PERIOD_BEATS intervals either side.
+
+    One period for the whole song would put every beat of a tempo change off
+    the grid.
+    """
+    intervals_sec = np.diff(times_sec)
+    reach = LOCAL_PERIOD_BEATS
+    return np.array(
+        [
+            np.median(intervals_sec[max(0, index - reach) : index + reach])
+            for index in range(len(times_sec))
+        ]
+    )
 
 
 def _repair_ends(
@@ -300,14 +446,15 @@ def _repair_ends(
         return [time_sec for time_sec, _ in beats]
     times_sec = [time_sec for time_sec, _ in beats]
     times_sec = times_sec[attack_indices[0] : attack_indices[-1] + 1]
-    period_sec = float(np.median(np.diff(times_sec)))
-    times_sec = _drop_off_grid_end(times_sec, period_sec)
-    times_sec = _drop_off_grid_end(times_sec[::-1], period_sec)[::-1]
+    times_sec = _drop_off_grid_end(times_sec)
+    times_sec = _drop_off_grid_end(times_sec[::-1])[::-1]
 
+    period_sec = _end_period_sec(times_sec)
     while (beat := attacks.snap_sec(times_sec[-1] + period_sec)) is not None:
         if beat > last_sec:
             break
         times_sec.append(beat)
+    period_sec = _end_period_sec(times_sec[::-1])
     while (beat := attacks.snap_sec(times_sec[0] - period_sec)) is not None:
         if beat < first_sec:
             break
@@ -315,8 +462,15 @@ def _repair_ends(
     return times_sec
 
 
-def _drop_off_grid_end(beats: list[float], period_sec: float) -> list[float]:
-    """beats without the last few whose interval strays from the period."""
+def _end_period_sec(beats: list[float]) -> float:
+    """The median interval of the last 2 * LOCAL_PERIOD_BEATS beats."""
+    last_beats = beats[-2 * LOCAL_PERIOD_BEATS :]
+    return float(np.median(np.abs(np.diff(last_beats))))
+
+
+def _drop_off_grid_end(beats: list[float]) -> list[float]:
+    """beats without the last few whose interval strays from the period there."""
+    period_sec = _end_period_sec(beats)
     for _ in range(MAX_OFF_GRID_END_BEATS):
         if len(beats) < 4:
             break

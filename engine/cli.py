@@ -245,9 +245,10 @@ class TerminalProgress:
         elif event.kind is EventKind.FINISHED:
             summary = data.get("summary", {})
             if "shots" in summary:
+                used = summary.get("sources_used")
                 self._print(
-                    f"Done: {summary['shots']} shots from "
-                    f"{summary.get('sources_used')} clips, seed {summary.get('seed')}."
+                    f"Done: {summary['shots']} shots from {used} "
+                    f"clip{'' if used == 1 else 's'}, seed {summary.get('seed')}."
                 )
             else:
                 self._print("Done.")

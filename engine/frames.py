@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import GeneratorType
-from typing import Any
+from typing import Any, Protocol
 
 import av
+import numpy as np
 
 from engine.errors import MediaError
 from engine.probe import _pick_video_stream
@@ -28,6 +30,12 @@ SEEK_AHEAD_SEC = 3.0
 TIE_SEC = 1e-6
 # A seek that lands after the target (MPEG-TS, open GOPs) is retried this much earlier.
 SEEK_MARGIN_SEC = 1.0
+# HDR transfers (FFmpeg's enum values): PQ (HDR10, Dolby Vision base) and HLG.
+HDR_TRANSFERS = {16, 18}
+# Primaries wider than BT.709's: BT.2020, as HDR and some 10-bit video tag.
+WIDE_PRIMARIES = {9}
+# swscale's colour management (FFmpeg 8) tone-maps and gamut-maps to these.
+TO_BT709 = "out_transfer=bt709:out_primaries=bt709:out_color_matrix=bt709"
 
 
 class FrameTransform:
@@ -46,21 +54,34 @@ class FrameTransform:
         self._graphs: dict[tuple[Any, ...], av.filter.Graph] = {}
 
     def filters(
-        self, width: int, height: int, rotation: int, sample_aspect: tuple[int, int]
+        self,
+        width: int,
+        height: int,
+        rotation: int,
+        sample_aspect: tuple[int, int],
+        to_bt709: bool = False,
     ) -> list[tuple[str, str]]:
-        """The filter chain (name, arguments) for a stored size and orientation."""
+        """The filter chain (name, arguments) for a stored size and orientation.
+
+        to_bt709 tone-maps HDR and maps wide-gamut colour into BT.709 SDR.
+        """
         display_width = width * sample_aspect[0] / sample_aspect[1]
         display_height = float(height)
         turned = rotation % 180 != 0
         if turned:
             display_width, display_height = display_height, display_width
         scaled_width, scaled_height = self._scaled_size(display_width, display_height)
+        colour = f":{TO_BT709}" if to_bt709 else ""
         chain: list[tuple[str, str]] = []
         if turned:
-            chain.append(("scale", f"{scaled_height}:{scaled_width}:out_range=tv"))
+            chain.append(
+                ("scale", f"{scaled_height}:{scaled_width}:out_range=tv{colour}")
+            )
             chain.append(("transpose", "cclock" if rotation == 90 else "clock"))
         else:
-            chain.append(("scale", f"{scaled_width}:{scaled_height}:out_range=tv"))
+            chain.append(
+                ("scale", f"{scaled_width}:{scaled_height}:out_range=tv{colour}")
+            )
             if rotation == 180:
                 chain += [("hflip", ""), ("vflip", "")]
         chain.append(self._frame_filter(scaled_width, scaled_height))
@@ -94,7 +115,7 @@ class FrameTransform:
     ) -> av.filter.Graph:
         """A configured graph for frames of this shape, built once per shape."""
         key = (frame.format.name, frame.width, frame.height, rotation, sample_aspect,
-               time_base)  # fmt: skip
+               time_base, needs_bt709(frame))  # fmt: skip
         graph = self._graphs.get(key)
         if graph is None:
             graph = self._graphs[key] = self._build_graph(
@@ -117,7 +138,7 @@ class FrameTransform:
             time_base=time_base,
         )
         for name, args in self.filters(
-            frame.width, frame.height, rotation, sample_aspect
+            frame.width, frame.height, rotation, sample_aspect, needs_bt709(frame)
         ):
             filter_node = graph.add(name, args) if args else graph.add(name)
             node.link_to(filter_node)
@@ -125,6 +146,11 @@ class FrameTransform:
         node.link_to(graph.add("buffersink"))
         graph.configure()
         return graph
+
+
+def needs_bt709(frame: av.VideoFrame) -> bool:
+    """Whether a frame is HDR or wide-gamut: shown as is, it looks dim and grey."""
+    return frame.color_trc in HDR_TRANSFERS or frame.color_primaries in WIDE_PRIMARIES
 
 
 def _even(value: float) -> int:
@@ -164,6 +190,16 @@ def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
     return chain
 
 
+def _check_still_there(path: str, kind: str) -> None:
+    """Raise MediaError when the source went away after the job was planned."""
+    if not Path(path).exists():
+        raise MediaError(
+            f"{path}: the {kind} is no longer there (moved, deleted or on a drive "
+            "that was unplugged). Reconnect it and render again.",
+            path,
+        )
+
+
 class SourceReader:
     """Hands out transformed frames of one source at increasing stream times."""
 
@@ -175,12 +211,7 @@ class SourceReader:
         sample_aspect: tuple[int, int],
         rate: Fraction,
     ) -> None:
-        if not Path(path).exists():
-            raise MediaError(
-                f"{path}: the clip is no longer there (moved, deleted or on a drive "
-                "that was unplugged). Reconnect it and render again.",
-                path,
-            )
+        _check_still_there(path, "clip")
         self.path = path
         self.transform = transform
         self.rotation = rotation
@@ -212,7 +243,7 @@ class SourceReader:
         self._frames = iter(())
 
     def frame_at(self, time_sec: float) -> av.VideoFrame:
-        """The transformed frame nearest stream time `time_sec` (the earlier on a tie).
+        """The transformed frame nearest stream time `time_sec` (the later on a tie).
 
         Nearest, as MLT and editors sample a clip whose rate differs from the
         timeline's, so that what they show is what we rendered.
@@ -230,7 +261,7 @@ class SourceReader:
         shown, upcoming = self._current, self._next
         assert shown is not None
         if upcoming is not None and (
-            upcoming.time - time_sec < time_sec - shown.time - TIE_SEC
+            upcoming.time - time_sec <= time_sec - shown.time + TIE_SEC
         ):
             shown = upcoming
         return self._shape(shown)
@@ -298,3 +329,154 @@ class SourceReader:
         assert isinstance(shaped, av.VideoFrame)
         self._shaped_for, self._shaped = frame, shaped
         return shaped
+
+
+class FrameReader(Protocol):
+    """What the renderer asks of a source: a SourceReader or a StillReader."""
+
+    def frame_at(self, time_sec: float) -> av.VideoFrame: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PushIn:
+    """A slow zoom into the centre of a still: start_scale at start_sec, growing
+    evenly to end_scale at end_sec (source seconds)."""
+
+    start_sec: float
+    end_sec: float
+    start_scale: float
+    end_scale: float
+
+    def scale_at(self, time_sec: float) -> float:
+        span_sec = self.end_sec - self.start_sec
+        progress = (time_sec - self.start_sec) / span_sec if span_sec > 0 else 0.0
+        progress = min(1.0, max(0.0, progress))
+        return self.start_scale + (self.end_scale - self.start_scale) * progress
+
+
+class StillReader:
+    """Hands out one still picture, shaped like any source, slowly pushed in.
+
+    The picture goes once through a FrameTransform larger than the output by the
+    push-in's largest scale, so the zoom only ever shrinks it. Each frame is then
+    resampled from it at a fractional scale (bilinear): a crop to whole pixels, as
+    FFmpeg's zoompan makes, would jitter.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        transform: FrameTransform,
+        rotation: int,
+        sample_aspect: tuple[int, int],
+        push_in: PushIn,
+    ) -> None:
+        _check_still_there(path, "picture")
+        self.push_in = push_in
+        self.width, self.height = transform.width, transform.height
+        largest = max(1.0, push_in.start_scale, push_in.end_scale)
+        large = FrameTransform(
+            _even(transform.width * largest),
+            _even(transform.height * largest),
+            transform.fit,
+            transform.grade,
+            transform.fps,
+        )
+        picture = _decode_still(path)
+        graph = large.graph_for(picture, rotation, sample_aspect, Fraction(1, 25))
+        graph.push(picture)
+        shaped = graph.pull()
+        assert isinstance(shaped, av.VideoFrame)
+        self._planes = _yuv420p_planes(shaped)
+        # Large-picture pixels per output pixel at scale 1: the whole picture shows.
+        self._step = min(large.width / self.width, large.height / self.height)
+        self._shown: tuple[float, av.VideoFrame] | None = None
+
+    def close(self) -> None:
+        self._planes = []
+        self._shown = None
+
+    def frame_at(self, time_sec: float) -> av.VideoFrame:
+        """The picture at the push-in's scale for stream time `time_sec`."""
+        scale = self.push_in.scale_at(time_sec)
+        if self._shown is not None and self._shown[0] == scale:
+            return self._shown[1]
+        step = self._step / scale
+        luma, blue, red = self._planes
+        frame = _yuv420p_frame(
+            _resample(luma, self.width, self.height, step),
+            _resample(blue, self.width // 2, self.height // 2, step),
+            _resample(red, self.width // 2, self.height // 2, step),
+        )
+        self._shown = (scale, frame)
+        return frame
+
+
+def _decode_still(path: str) -> av.VideoFrame:
+    name = Path(path).name
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return frame
+    except (av.error.FFmpegError, OSError) as error:
+        raise MediaError(
+            f"{name}: the picture could not be read for rendering ({error}). Check "
+            "that it opens in an image viewer, or remove it from the clips.",
+            path,
+        ) from error
+    raise MediaError(
+        f"{name}: no picture could be decoded for rendering (damaged or truncated). "
+        "Remove it and render again.",
+        path,
+    )
+
+
+def _yuv420p_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Y, U and V of an even-sized yuv420p frame, as float32 arrays."""
+    width, height = frame.width, frame.height
+    stacked = frame.to_ndarray()
+    chroma = stacked[height:].reshape(2, height // 2, width // 2)
+    return [stacked[:height].astype(np.float32), *chroma.astype(np.float32)]
+
+
+def _yuv420p_frame(
+    luma: np.ndarray, blue: np.ndarray, red: np.ndarray
+) -> av.VideoFrame:
+    width = luma.shape[1]
+    flat = np.concatenate([luma.ravel(), blue.ravel(), red.ravel()])
+    return av.VideoFrame.from_ndarray(flat.reshape(-1, width), format="yuv420p")
+
+
+def _resample(plane: np.ndarray, width: int, height: int, step: float) -> np.ndarray:
+    """A width x height window around the plane's centre, `step` plane pixels per
+    output pixel, interpolated bilinearly; uint8."""
+    rows, row_weights = _sample_points(plane.shape[0], height, step)
+    columns, column_weights = _sample_points(plane.shape[1], width, step)
+    # In place, one axis at a time: about 20 ms a 1080p frame.
+    tall = _lerp(plane[rows], plane[rows + 1], row_weights[:, None])
+    wide = _lerp(
+        np.take(tall, columns, axis=1),
+        np.take(tall, columns + 1, axis=1),
+        column_weights,
+    )
+    np.rint(wide, out=wide)
+    return np.clip(wide, 0, 255, out=wide).astype(np.uint8)
+
+
+def _lerp(low: np.ndarray, high: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """low + (high - low) * weights, reusing high's memory."""
+    high -= low
+    high *= weights
+    high += low
+    return high
+
+
+def _sample_points(size: int, count: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """For count samples centred on a line of size pixels, `step` pixels apart: the
+    pixel before each sample point and the weight of the pixel after it."""
+    centres = size / 2 + (np.arange(count) + 0.5 - count / 2) * step - 0.5
+    before = np.clip(np.floor(centres), 0, size - 2).astype(np.intp)
+    weights = np.clip(centres - before, 0.0, 1.0).astype(np.float32)
+    return before, weights

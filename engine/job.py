@@ -8,13 +8,15 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
 
-from engine.analysis import analyze_clip
+from engine.analysis import ClipAnalysis, analyze_clip
 from engine.errors import (
+    DiskFullError,
     EngineError,
     InvalidJobError,
     MediaError,
@@ -22,16 +24,17 @@ from engine.errors import (
     OutputError,
 )
 from engine.export import (
-    EXPORT_LIMIT,
     StagedFiles,
     build_exports,
     export_paths,
+    report_export_warnings,
     stage_exports,
 )
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
     PlanOptions,
     Source,
+    music_window,
     output_size,
     plan_montage,
     timeline_rate,
@@ -47,12 +50,21 @@ from engine.protocol import (
     make_stage,
     make_warning,
 )
-from engine.render import check_output_folder, render_timeline
+from engine.render import (
+    DISK_FULL_ERRNOS,
+    check_output_folder,
+    remove_stale_temp_files,
+    render_timeline,
+    temp_path,
+)
 from engine.styles import Style, load_style
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Event], None]
+
+# A clip decoding this much less than its header says is named in a warning.
+SHORTENED_WARNING_SEC = 0.5
 
 # Share of the whole job each stage takes, for one overall progress figure.
 STAGE_WEIGHTS = {
@@ -109,6 +121,7 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     # Mistakes in the job are reported before any long analysis.
     style = interpret_prompt(spec.prompt, load_style(spec.style))
     check_output_folder(output)
+    remove_stale_temp_files([output, *export_paths(output, spec.export)])
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
@@ -126,7 +139,9 @@ def probe_stage(
     paths = expand_inputs(spec.clips)
     reporter.begin("probe", f"Checking {len(paths)} clip(s)")
     sources = [*paths, Path(spec.music).expanduser()]
-    for written in (output, *export_paths(output, spec.export)):
+    written_paths = [output, *export_paths(output, spec.export)]
+    _check_name_lengths(output, written_paths)
+    for written in written_paths:
         if any(_same_file(written, source) for source in sources):
             raise InvalidJobError(
                 f"Writing {written.name} would replace one of the clips or the song; "
@@ -146,6 +161,28 @@ def probe_stage(
             "Add video files that play in a video player.",
         )
     return infos
+
+
+def _check_name_lengths(output: Path, written_paths: list[Path]) -> None:
+    """Refuse, before any analysis, an output name the folder cannot hold: each
+    file is written under a longer hidden name first, then renamed."""
+    try:
+        limit = os.pathconf(output.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    longest = max(
+        len(name.encode())
+        for path in written_paths
+        for name in (path.name, temp_path(path).name)
+    )
+    if longest > limit:
+        raise OutputError(
+            f"The output name {output.name} is too long for its folder: with the "
+            f"timeline and the temporary files written beside it, the longest name "
+            f"is {longest} bytes, and the folder takes {limit}. Choose a name at "
+            f"least {longest - limit} bytes shorter (an accented letter takes 2).",
+            str(output),
+        )
 
 
 def _same_file(first: Path, second: Path) -> bool:
@@ -204,9 +241,11 @@ def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]
             reporter.progress((base + fraction * info.duration_sec) / total_sec)
 
         try:
-            sources.append(Source(info, analyze_clip(info, progress=clip_progress)))
+            analysis = analyze_clip(info, progress=clip_progress)
         except MediaError as error:
             _skip(reporter, error)
+        else:
+            sources.append(Source(_decoded_part(info, analysis, reporter), analysis))
         done_sec += info.duration_sec
     if not sources:
         raise NoUsableClipsError(
@@ -214,6 +253,48 @@ def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]
             "Add video files that play in a video player."
         )
     return sources
+
+
+def _decoded_part(
+    info: MediaInfo, analysis: ClipAnalysis, reporter: StageReporter
+) -> MediaInfo:
+    """A clip whose picture stops early (cut short, damaged) is used up to there."""
+    if analysis.duration_sec >= info.duration_sec:
+        return info
+    if info.duration_sec - analysis.duration_sec >= SHORTENED_WARNING_SEC:
+        message = (
+            f"{Path(info.path).name}: only the first {analysis.duration_sec:.1f} s "
+            f"of its {info.duration_sec:.1f} s decode (the file is cut short or "
+            "damaged, perhaps a copy that stopped early); the montage uses that "
+            "part. Copy it again from the camera or phone to use all of it."
+        )
+        reporter.emit(make_warning("clip_shortened", message, info.path))
+    return replace(info, duration_sec=analysis.duration_sec)
+
+
+def _still_there(sources: list[Source], reporter: StageReporter) -> list[Source]:
+    """The clips still in place; one moved, deleted or unplugged since it was
+    analysed is left out with a warning, and the edit is planned without it."""
+    present = []
+    for source in sources:
+        if Path(source.info.path).exists():
+            present.append(source)
+            continue
+        _skip(
+            reporter,
+            MediaError(
+                f"{source.info.path}: the file went away after it was checked "
+                "(moved, deleted, or on a drive that was unplugged); the montage is "
+                "made without it. Reconnect it and render again to use it.",
+                source.info.path,
+            ),
+        )
+    if not present:
+        raise NoUsableClipsError(
+            "None of the clips is there any more (see the warnings for each file). "
+            "Reconnect the drive that holds them, or add them again."
+        )
+    return present
 
 
 def plan_stage(
@@ -244,7 +325,7 @@ def plan_stage(
         prompt=spec.prompt,
         quality=spec.quality,
     )
-    timeline = plan_montage(sources, music, style, options)
+    timeline = plan_montage(_still_there(sources, reporter), music, style, options)
     reporter.progress(1.0)
     return timeline
 
@@ -253,14 +334,7 @@ def _warn_about_changed_options(
     spec: JobSpec, music: MusicAnalysis, reporter: StageReporter
 ) -> None:
     """Say so when the job cannot be done exactly as asked."""
-    if spec.duration_sec is not None and spec.duration_sec > music.duration_sec + 0.05:
-        reporter.emit(
-            make_warning(
-                "duration",
-                f"The song lasts {music.duration_sec:.1f} s, less than the "
-                f"{spec.duration_sec:g} s asked: the montage ends with the song.",
-            )
-        )  # TODO(#5) offer to loop the song instead.
+    _warn_if_song_is_shorter(spec, music, reporter)
     if spec.size is None:
         return
     width, height = spec.size
@@ -283,6 +357,28 @@ def _warn_about_changed_options(
         )
 
 
+def _warn_if_song_is_shorter(
+    spec: JobSpec, music: MusicAnalysis, reporter: StageReporter
+) -> None:
+    """Say how long the montage is when the song ends before the length asked."""
+    if spec.duration_sec is None:
+        return
+    fps = frame_rate(spec.fps)
+    start_sec, total_frames = music_window(music, fps, spec.duration_sec)
+    if total_frames >= round(spec.duration_sec * fps):
+        return
+    name = Path(music.path).name
+    skipped = f" after {start_sec:.1f} s of silence" if start_sec > 0 else ""
+    message = (
+        f"{name} has {music.duration_sec - start_sec:.1f} s of music{skipped}, "
+        f"less than the {spec.duration_sec:g} s asked: the montage ends with the "
+        f"song and lasts {float(total_frames / fps):.1f} s (the song is not "
+        "looped). Choose a longer song for a longer montage."
+    )
+    log.warning(message)
+    reporter.emit(make_warning("duration", message, music.path))
+
+
 def render_stage(
     timeline: otio.schema.Timeline,
     output: Path,
@@ -296,12 +392,14 @@ def render_stage(
     appears unless all are complete.
     """
     exports = build_exports(timeline, output.with_suffix(""), ["otio", *formats])
-    for export in exports:
-        for warning in export.warnings:
-            reporter.emit(make_warning(EXPORT_LIMIT, warning, str(export.main_path)))
+    report_export_warnings(exports, reporter.emit)
+    exports = [export for export in exports if export.error is None]
     staged = StagedFiles()
     try:
-        stage_exports(exports, staged)
+        try:
+            stage_exports(exports, staged)
+        except OutputError as error:
+            raise _as_disk_full(error, output) from error
         reporter.begin("render", f"Rendering {output.name}")
         render_timeline(timeline, output, reporter.progress)
         names = ", ".join(export.main_path.name for export in exports)
@@ -317,6 +415,21 @@ def render_stage(
     outputs = {"video": str(output)}
     outputs.update({export.format: str(export.main_path) for export in exports})
     return outputs
+
+
+def _as_disk_full(error: OutputError, output: Path) -> OutputError:
+    """A timeline file that failed for want of space is a full disk, as the video."""
+    cause = error.__cause__
+    if isinstance(error, DiskFullError) or not (
+        isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS
+    ):
+        return error
+    return DiskFullError(
+        f"The disk holding {output.parent} is full (or a file size limit was "
+        f"reached) while writing {Path(error.path or output).name}. Free some space "
+        "or choose another output folder, then render again.",
+        error.path,
+    )
 
 
 def _summary(

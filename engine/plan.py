@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -27,11 +27,18 @@ log = logging.getLogger(__name__)
 
 META = "montage_ai"
 FADE_OUT_SEC = 2.0
+# A longer silence before a song's first sound is left out of the montage; a
+# shorter one stays, as one opening shot with no cut in the silence.
+SILENT_INTRO_MAX_SEC = 10.0
+# In points sit on timeline frames too when both grids meet at least this often.
+MAX_COMMON_STEP_SEC = Fraction(1, 4)
 SAME_SOURCE_PENALTY = 0.5
 USE_COUNT_PENALTY = 0.15
 SCORE_JITTER = 0.05
 # shot_index of a segment that runs across the shots of a clip.
 WHOLE_CLIP = -1
+# A still is pushed in from its whole picture to this scale over its shot.
+STILL_PUSH_IN = (1.0, 1.08)
 
 
 @dataclass
@@ -108,18 +115,29 @@ def music_window(
 
     The whole song by default. A shorter montage keeps its exact length and ends on a
     downbeat: the song is entered up to one bar late so that a downbeat falls on the
-    last frame, and the audio fades out into it.
+    last frame, and the audio fades out into it. Asked for more than the song holds,
+    the montage ends with the song. Either way a silent intro longer than
+    SILENT_INTRO_MAX_SEC is left out: the montage starts on the first sound.
     """
-    song_frames = math.floor(music.duration_sec * fps)
+    first_sec = music_start_sec(music)
+    song_frames = math.floor((music.duration_sec - first_sec) * fps)
     if duration_sec is None or duration_sec * fps >= song_frames:
-        return 0.0, song_frames
+        return first_sec, song_frames
     total_frames = round(duration_sec * fps)
     total_sec = total_frames / fps
-    ends = [d for d in music.downbeats_sec if d >= total_sec]
-    start_sec = ends[0] - total_sec if ends else 0.0
+    ends = [d for d in music.downbeats_sec if d - total_sec >= first_sec]
+    start_sec = ends[0] - total_sec if ends else first_sec
     if start_sec + total_sec > music.duration_sec:
-        start_sec = max(0.0, music.duration_sec - total_sec)
+        start_sec = max(first_sec, music.duration_sec - total_sec)
     return start_sec, total_frames
+
+
+def music_start_sec(music: MusicAnalysis) -> float:
+    """Where a montage may start in the song: 0, or its first sound after a silent
+    intro longer than SILENT_INTRO_MAX_SEC (no beat there, so no cut either)."""
+    if music.first_sound_sec <= SILENT_INTRO_MAX_SEC:
+        return 0.0
+    return music.first_sound_sec
 
 
 def plan_cuts(
@@ -325,11 +343,44 @@ def _place(
     rate = source.info.fps_fraction
     first = start_sec + segment.handle_before_frames / fps
     last = max(first, end_sec - need_sec + segment.handle_before_frames / fps)
+    if source.info.still:
+        # Every moment of a still is the same picture: it starts at its start.
+        last = first
     in_sec = rng.uniform(first, last)
-    in_frame = min(math.ceil(in_sec * rate), math.floor(last * rate))
     segment.source_index = source_index
     segment.shot_index = shot_index
-    segment.in_sec = float(Fraction(max(in_frame, math.ceil(first * rate))) / rate)
+    segment.in_sec = float(in_point(in_sec, first, last, rate, fps))
+
+
+def in_point(
+    wanted_sec: float, first_sec: float, last_sec: float, rate: Fraction, fps: Fraction
+) -> Fraction:
+    """An in point at or after wanted_sec on a source frame, no later than last_sec.
+
+    Where source frames and timeline frames meet often (a 25 fps clip in a 30 fps
+    timeline: every 0.2 s) it is on both, so that formats and editors that count in
+    points in timeline frames (EDL, FCP 7 clip items, MLT) start on the same frame.
+    """
+    step = _common_step(rate, fps)
+    if step is not None and step <= MAX_COMMON_STEP_SEC:
+        on_both = math.ceil(Fraction(wanted_sec) / step) * step
+        if on_both > last_sec:
+            on_both = math.floor(Fraction(last_sec) / step) * step
+        if on_both >= first_sec - 1e-9:
+            return on_both
+    frame = min(math.ceil(wanted_sec * rate), math.floor(last_sec * rate))
+    return Fraction(max(frame, math.ceil(first_sec * rate))) / rate
+
+
+def _common_step(rate: Fraction, fps: Fraction) -> Fraction | None:
+    """The shortest time that is a whole number of frames at both rates."""
+    if rate <= 0 or fps <= 0:
+        return None
+    source, timeline = 1 / Fraction(rate), 1 / Fraction(fps)
+    return Fraction(
+        math.lcm(source.numerator, timeline.numerator),
+        math.gcd(source.denominator, timeline.denominator),
+    )
 
 
 def _reorder_chronologically(
@@ -373,9 +424,9 @@ def _reorder_chronologically(
         latest_sec = max(handle_sec, source.info.duration_sec - need_sec + handle_sec)
         in_sec = max(in_sec, cursor_sec.get(source_index, 0.0) + handle_sec)
         rate = source.info.fps_fraction
-        in_frame = math.ceil(min(in_sec, latest_sec) * rate)
+        wanted_sec = min(in_sec, latest_sec)
         segment.source_index, segment.shot_index = source_index, shot_index
-        segment.in_sec = float(Fraction(in_frame) / rate)
+        segment.in_sec = float(in_point(wanted_sec, wanted_sec, latest_sec, rate, fps))
         cursor_sec[source_index] = segment.in_sec + float(segment.length_frames / fps)
 
 
@@ -453,6 +504,7 @@ def _clip(
         "sample_aspect": list(info.sample_aspect),
         "rotation": info.rotation,
         "duration_sec": info.duration_sec,
+        "still": info.still,
     }
     in_frame = round(segment.in_sec * info.fps_fraction)
     clip = otio.schema.Clip(
@@ -469,6 +521,9 @@ def _clip(
         "beat_index": segment.beat_index,
         "shot_index": segment.shot_index,
     }
+    if info.still:
+        # The scale at the first and the last frame shown, transition handles too.
+        clip.metadata[META]["push_in"] = list(STILL_PUSH_IN)
     return clip
 
 
@@ -590,6 +645,15 @@ def _timeline_metadata(
     }
 
 
+def _at_timeline_rate(source: Source, fps: Fraction) -> Source:
+    """A still has no frame rate of its own: it takes the timeline's, so that its
+    ranges count in whole output frames in every editor."""
+    if not source.info.still:
+        return source
+    info = replace(source.info, fps=(fps.numerator, fps.denominator))
+    return Source(info, source.analysis)
+
+
 def plan_montage(
     sources: list[Source],
     music: MusicAnalysis,
@@ -598,6 +662,7 @@ def plan_montage(
 ) -> otio.schema.Timeline:
     """From analysed sources and song to the timeline, deterministically for a seed."""
     rng = random.Random(options.seed)
+    sources = [_at_timeline_rate(source, options.fps) for source in sources]
     start_sec, total_frames = music_window(music, options.fps, options.duration_sec)
     segments = plan_cuts(music, style, start_sec, total_frames, options.fps, rng)
     cuts = plan_transitions(segments, music, style, options.fps, start_sec)

@@ -21,11 +21,19 @@ log = logging.getLogger(__name__)
 MEDIA_EXTENSIONS = {
     ".3gp", ".avi", ".m2ts", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg",
     ".mts", ".mxf", ".ogv", ".ts", ".webm", ".wmv", ".gif", ".flv", ".dv",
+    ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff",
 }  # fmt: skip
+
+# How long a still picture can be shown: it may fill any shot up to this length.
+STILL_DURATION_SEC = 5.0
+# A nominal rate for a still; the plan gives it the timeline's own.
+STILL_RATE = 25
 
 # Mean frame interval differing from the nominal rate by more than this is VFR.
 VFR_TOLERANCE = 0.01
 VFR_SAMPLE_PACKETS = 120
+# The end of a stream is looked for in the packets of this last stretch of the file.
+END_SEARCH_SEC = 10.0
 
 
 @dataclass
@@ -58,6 +66,8 @@ class MediaInfo:
     creation_time: str | None = None
     # The start timecode a camera or editor wrote ("01:00:10:05"), if any.
     timecode: str | None = None
+    # A still picture (PNG, JPEG...): shown for up to duration_sec, pushed in.
+    still: bool = False
 
     @property
     def fps_fraction(self) -> Fraction:
@@ -96,7 +106,10 @@ def expand_inputs(paths: list[str]) -> list[Path]:
                 for child in sorted(path.rglob("*"))
                 if child.is_file()
                 and child.suffix.lower() in MEDIA_EXTENSIONS
-                and not child.name.startswith(".")
+                # Hidden files and folders hold thumbnails and previews, not shots.
+                and not any(
+                    part.startswith(".") for part in child.relative_to(path).parts
+                )
             )
         else:
             found.append(path)
@@ -107,7 +120,7 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 
 
 def probe_media(path: str | Path) -> MediaInfo:
-    """Probe one video file.
+    """Probe one video file or still picture.
 
     Raises:
         MediaError: the file is missing, empty, not media, or has no video.
@@ -116,13 +129,9 @@ def probe_media(path: str | Path) -> MediaInfo:
     _check_file(path)
     try:
         container = av.open(str(path), metadata_errors="ignore")
-    except av.error.InvalidDataError as error:
-        raise MediaError(
-            f"{path.name}: not a video FFmpeg can read (it may be another kind of "
-            "file with a video extension, or damaged). Check that it plays, or "
-            "remove it from the clips.",
-            str(path),
-        ) from error
+    except (av.error.InvalidDataError, av.error.EOFError) as error:
+        # EOF: the file stops inside its header (a recording cut off at once).
+        raise _unreadable_error(path) from error
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise MediaError(
             f"{path.name}: could not be opened ({_reason(error)}). Check that the file is "
@@ -131,6 +140,44 @@ def probe_media(path: str | Path) -> MediaInfo:
         ) from error
     with container:
         return _probe_container(path, container)
+
+
+def _unreadable_error(path: Path) -> MediaError:
+    """Why FFmpeg found no media in a file: damaged video, or not media at all."""
+    kind = _container_signature(path)
+    if kind is not None:
+        return MediaError(
+            f"{path.name}: starts like {kind} file but cannot be read: it is "
+            "incomplete or damaged (a copy or download that stopped early, or a "
+            "recording cut off). Copy it again from the camera or phone, or remove "
+            "it from the clips.",
+            str(path),
+        )
+    return MediaError(
+        f"{path.name}: is not a video or a picture (its content is some other kind "
+        "of file, whatever its name says). Remove it from the clips.",
+        str(path),
+    )
+
+
+def _container_signature(path: Path) -> str | None:
+    """The kind of video file the first bytes announce, if any."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(192)
+    except OSError:
+        return None
+    signatures = [
+        (head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"), "an MP4 or MOV"),
+        (head.startswith(b"\x1a\x45\xdf\xa3"), "a Matroska or WebM"),
+        (head.startswith(b"RIFF") and head[8:12] == b"AVI ", "an AVI"),
+        (head.startswith(b"\x00\x00\x01\xba"), "an MPEG"),
+        (head[:1] == b"G" and head[188:189] == b"G", "an MPEG-TS"),
+        (head.startswith(b"\x30\x26\xb2\x75"), "a WMV"),
+        (head.startswith(b"FLV"), "an FLV"),
+        (head.startswith(b"OggS"), "an Ogg"),
+    ]
+    return next((kind for matched, kind in signatures if matched), None)
 
 
 def _reason(error: Exception) -> str:
@@ -157,24 +204,15 @@ def _check_file(path: Path) -> None:
 
 def _probe_container(path: Path, container: Any) -> MediaInfo:
     if _is_still_image(container):
-        raise MediaError(
-            f"{path.name}: is a still picture, not a video; still pictures are not "
-            "used in montages yet. Remove it from the clips, or make a short video "
-            "of it.",
-            str(path),
-        )  # TODO(#5) use a still as a shot with a slow push-in.
+        return _probe_still(path, container)
     stream = _pick_video_stream(container)
     if stream is None:
-        raise MediaError(
-            f"{path.name}: has no video picture (an audio file or a document?). "
-            "Use it as the song, or remove it from the clips.",
-            str(path),
-        )
+        raise _no_picture_error(path, container)
     codec_context = stream.codec_context
     first_frame = _first_frame(path, container, stream)
     start_sec = float(first_frame.time or 0.0)
     fps = _nominal_rate(stream)
-    duration_sec = _duration_sec(container, stream, start_sec)
+    duration_sec = _duration_sec(container, stream, start_sec, fps)
     if duration_sec <= 0:
         raise MediaError(
             f"{path.name}: has no playable length (a single picture or a broken "
@@ -220,9 +258,51 @@ def _start_timecode(container: Any, stream: Any) -> str | None:
 
 
 def _is_still_image(container: Any) -> bool:
-    """Image demuxers (PNG, JPEG, WebP... by name or content) hold single pictures."""
+    """Image demuxers (PNG, JPEG, WebP... by name or content) hold single pictures;
+    so does a GIF of one frame (an animated GIF is a video)."""
     name = container.format.name
+    if name == "gif":
+        return all(stream.frames <= 1 for stream in container.streams.video)
     return name == "image2" or name.endswith("_pipe")
+
+
+def _probe_still(path: Path, container: Any) -> MediaInfo:
+    """A still picture as a source STILL_DURATION_SEC long, at the plan's rate."""
+    stream = container.streams.video[0]
+    frame = _first_frame(path, container, stream)
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return MediaInfo(
+        path=str(path.absolute()),
+        container=container.format.name,
+        duration_sec=STILL_DURATION_SEC,
+        start_sec=0.0,
+        video_stream=stream.index,
+        codec=stream.codec_context.name,
+        width=frame.width,
+        height=frame.height,
+        sample_aspect=(sar.numerator, sar.denominator) if sar else (1, 1),
+        # JPEG's EXIF orientation arrives as the frame's display rotation.
+        rotation=_rotation(frame),
+        fps=(STILL_RATE, 1),
+        variable_frame_rate=False,
+        pixel_format=frame.format.name,
+        bit_depth=_bit_depth(frame.format.name),
+        creation_time=container.metadata.get("creation_time"),
+        still=True,
+    )
+
+
+def _no_picture_error(path: Path, container: Any) -> MediaError:
+    if container.streams.audio:
+        return MediaError(
+            f"{path.name}: is an audio file (it holds sound but no picture). Choose "
+            "it as the song, or remove it from the clips.",
+            str(path),
+        )
+    return MediaError(
+        f"{path.name}: holds no picture (no video stream). Remove it from the clips.",
+        str(path),
+    )
 
 
 def _pick_video_stream(container: Any) -> Any:
@@ -264,25 +344,53 @@ def _nominal_rate(stream: Any) -> Fraction:
     return Fraction(25)
 
 
-def _duration_sec(container: Any, stream: Any, start_sec: float) -> float:
-    if stream.duration and stream.time_base:
+def _duration_sec(
+    container: Any, stream: Any, start_sec: float, fps: Fraction
+) -> float:
+    """From the first frame to the end of the last one.
+
+    Only MP4/MOV tracks and AVI streams state their own length. Matroska gives every
+    stream the file's length (audio may run on after the picture) and a browser's
+    recording states none: there the length is read from the last packets.
+    """
+    own_length = container.format.name.startswith(("mov", "avi"))
+    if own_length and stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    if container.duration:
-        container_start = (container.start_time or 0) / av.time_base
-        return container.duration / av.time_base - (start_sec - container_start)
-    return _duration_from_packets(container, stream, start_sec)
+    end_sec = _end_from_tail_sec(container, stream, fps)
+    if end_sec is None:
+        container.seek(0)
+        end_sec = _last_packet_end_sec(container, stream, fps)
+    return (end_sec or start_sec) - start_sec
 
 
-def _duration_from_packets(container: Any, stream: Any, start_sec: float) -> float:
-    """Length from packet timestamps, for headers without one (browser WebM)."""
-    container.seek(0)
-    end_sec = start_sec
-    for packet in container.demux(stream):
-        if packet.pts is None:
-            continue
-        packet_end = packet.pts + (packet.duration or 0)
-        end_sec = max(end_sec, float(packet_end * stream.time_base))
-    return end_sec - start_sec
+def _end_from_tail_sec(container: Any, stream: Any, fps: Fraction) -> float | None:
+    """The picture's end, from packets in the last END_SEARCH_SEC of the file."""
+    if not container.duration:
+        return None
+    file_end_sec = ((container.start_time or 0) + container.duration) / av.time_base
+    target_sec = max(0.0, file_end_sec - END_SEARCH_SEC)
+    try:
+        container.seek(int(target_sec / stream.time_base), stream=stream, backward=True)
+    except av.error.FFmpegError as error:
+        log.debug("Could not seek to the end of %s: %s", container.name, error)
+        return None
+    return _last_packet_end_sec(container, stream, fps)
+
+
+def _last_packet_end_sec(container: Any, stream: Any, fps: Fraction) -> float | None:
+    """The latest packet end from here on (a frame interval when none is stated);
+    a damaged packet ends the search, as it ends playback."""
+    end_pts: Fraction | None = None
+    frame_pts = 1 / (fps * stream.time_base)
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            packet_end = packet.pts + (packet.duration or frame_pts)
+            end_pts = packet_end if end_pts is None else max(end_pts, packet_end)
+    except av.error.FFmpegError as error:
+        log.debug("Packets of %s stop early: %s", container.name, error)
+    return None if end_pts is None else float(end_pts * stream.time_base)
 
 
 def _is_variable_rate(container: Any, stream: Any, fps: Fraction) -> bool:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,13 @@ import numpy as np
 import opentimelineio as otio
 
 from engine.errors import DiskFullError, MediaError, OutputError, RenderError
-from engine.frames import FrameTransform, SourceReader
+from engine.frames import (
+    FrameReader,
+    FrameTransform,
+    PushIn,
+    SourceReader,
+    StillReader,
+)
 from engine.plan import META, timeline_rate
 
 log = logging.getLogger(__name__)
@@ -55,10 +62,22 @@ class ClipPlacement:
     sample_aspect: tuple[int, int]
     reach_before: int = 0
     reach_after: int = 0
+    # A still's scale at its first and last frame shown; None for a video.
+    push_in: tuple[float, float] | None = None
 
     def source_sec(self, frame: int, fps: Fraction) -> float:
         """The stream time shown at output frame `frame` (may lie in a handle)."""
         return self.start_sec + self.source_in_sec + (frame - self.record_start) / fps
+
+    def still_push_in(self, fps: Fraction) -> PushIn | None:
+        """A still's zoom over every frame it is shown, transition handles too."""
+        if self.push_in is None:
+            return None
+        first = self.record_start - self.reach_before
+        last = self.record_end + self.reach_after - 1
+        return PushIn(
+            self.source_sec(first, fps), self.source_sec(last, fps), *self.push_in
+        )
 
 
 @dataclass
@@ -109,6 +128,7 @@ def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacem
     offset = source_range.start_time - reference.available_range.start_time
     in_frames = offset.rescaled_to(float(rate)).value
     length = round(source_range.duration.rescaled_to(fps).value)
+    push_in = clip.metadata.get(META, {}).get("push_in")
     return ClipPlacement(
         path=reference.target_url,
         record_start=record,
@@ -118,6 +138,7 @@ def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacem
         start_sec=float(facts["start_sec"]),
         rotation=int(facts["rotation"]),
         sample_aspect=(int(facts["sample_aspect"][0]), int(facts["sample_aspect"][1])),
+        push_in=(float(push_in[0]), float(push_in[1])) if push_in else None,
     )
 
 
@@ -143,7 +164,7 @@ def render_timeline(
         RenderError: a source failed to decode or the encoder failed.
     """
     output = Path(output)
-    temp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    temp = temp_path(output)
     check_output_folder(output)
     try:
         with av.open(
@@ -188,6 +209,39 @@ def check_output_folder(output: Path) -> None:
             f"The output folder {folder} is read-only. Choose another output folder.",
             str(output),
         )
+
+
+def temp_path(path: Path) -> Path:
+    """The hidden name a file is written under until it is complete."""
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+def remove_stale_temp_files(paths: list[Path]) -> list[Path]:
+    """Remove what an engine killed while writing these paths left (SIGKILL, power
+    loss): hidden .part files whose process is gone. Returns the files removed."""
+    removed = []
+    for path in paths:
+        for temp in path.parent.glob(f".{glob_escape(path.name)}.*.part"):
+            pid_text = temp.name[len(path.name) + 2 : -len(".part")]
+            if not pid_text.isdigit() or _is_running(int(pid_text)):
+                continue
+            _remove(temp)
+            removed.append(temp)
+    if removed:
+        log.info("Removed temporary files of a stopped render: %s", removed)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:
@@ -275,7 +329,7 @@ def compose_frames(
     total_frames: int,
 ) -> Iterator[av.VideoFrame]:
     """Yield every output frame in order; readers open and close as clips pass."""
-    readers: dict[int, SourceReader] = {}
+    readers: dict[int, FrameReader] = {}
     join_at = {join.index: join for join in joins}
     current = 0
     try:
@@ -305,7 +359,7 @@ def _frame_at(
     current: int,
     placements: list[ClipPlacement],
     join_at: dict[int, Join],
-    readers: dict[int, SourceReader],
+    readers: dict[int, FrameReader],
     transform: FrameTransform,
     fps: Fraction,
 ) -> av.VideoFrame:
@@ -329,7 +383,7 @@ def _blend(
     outgoing_frame: av.VideoFrame | None,
     other: int,
     placements: list[ClipPlacement],
-    readers: dict[int, SourceReader],
+    readers: dict[int, FrameReader],
     transform: FrameTransform,
     fps: Fraction,
     incoming_frame: av.VideoFrame | None = None,
@@ -361,19 +415,39 @@ def _source_frame(
     index: int,
     number: int,
     placements: list[ClipPlacement],
-    readers: dict[int, SourceReader],
+    readers: dict[int, FrameReader],
     transform: FrameTransform,
     fps: Fraction,
 ) -> av.VideoFrame:
     placement = placements[index]
     reader = readers.get(index)
     if reader is None:
-        reader = readers[index] = _open_reader(placement, transform)
-    return reader.frame_at(placement.source_sec(number, fps))
-
-
-def _open_reader(placement: ClipPlacement, transform: FrameTransform) -> SourceReader:
+        reader = readers[index] = _open_reader(placement, transform, fps)
     try:
+        return reader.frame_at(placement.source_sec(number, fps))
+    except (av.error.FFmpegError, OSError) as error:
+        # Not the output's fault: render_timeline reads a bare OSError as one.
+        raise RenderError(
+            f"{Path(placement.path).name}: reading it failed during the render "
+            f"({error}); its drive may have been unplugged or the file changed. "
+            "Reconnect it and render again.",
+            placement.path,
+        ) from error
+
+
+def _open_reader(
+    placement: ClipPlacement, transform: FrameTransform, fps: Fraction
+) -> FrameReader:
+    push_in = placement.still_push_in(fps)
+    try:
+        if push_in is not None:
+            return StillReader(
+                placement.path,
+                transform,
+                rotation=placement.rotation,
+                sample_aspect=placement.sample_aspect,
+                push_in=push_in,
+            )
         return SourceReader(
             placement.path,
             transform,
@@ -381,8 +455,9 @@ def _open_reader(placement: ClipPlacement, transform: FrameTransform) -> SourceR
             sample_aspect=placement.sample_aspect,
             rate=placement.rate,
         )
-    except MediaError:
-        raise
+    except MediaError as error:
+        # A source gone since it was probed fails this render, not the clip list.
+        raise RenderError(error.message, error.path) from error
     except (av.error.FFmpegError, OSError) as error:
         raise RenderError(
             f"{Path(placement.path).name}: could not be read for rendering ({error}). "
@@ -391,7 +466,7 @@ def _open_reader(placement: ClipPlacement, transform: FrameTransform) -> SourceR
         ) from error
 
 
-def _close(readers: dict[int, SourceReader], index: int) -> None:
+def _close(readers: dict[int, FrameReader], index: int) -> None:
     reader = readers.pop(index, None)
     if reader is not None:
         reader.close()

@@ -6,12 +6,15 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import resource
 import signal
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+
+import psutil
 
 from engine.errors import CancelledError, EngineError
 from engine.protocol import (
@@ -99,6 +102,20 @@ def main(argv: list[str]) -> int:
     return run_spec(spec, emit_line)
 
 
+OUT_OF_MEMORY_MESSAGE = (
+    "The render ran out of memory. Close other programs, choose preview quality "
+    "or a smaller output size, and try again."
+)
+
+
+def near_memory_limit(share: float = 0.9) -> bool:
+    """Whether this process's address space is close to its limit (RLIMIT_AS)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    return bool(psutil.Process().memory_info().vms >= share * soft)
+
+
 def run_spec(spec: JobSpec, emit: Emit) -> int:
     """Run a job, turning every failure into a failed event and an exit status."""
     from engine.job import run_job
@@ -110,13 +127,12 @@ def run_spec(spec: JobSpec, emit: Emit) -> int:
         return fail(error.code, error.message, emit)
     except MemoryError:
         log.error("Job failed: out of memory")
-        return fail(
-            ErrorCode.OUT_OF_MEMORY,
-            "The render ran out of memory. Close other programs, choose preview "
-            "quality or a smaller output size, and try again.",
-            emit,
-        )
+        return fail(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, emit)
     except Exception as error:
+        if near_memory_limit():
+            # FFmpeg's libraries report a failed allocation as a generic error.
+            log.error("Job failed near its memory limit:\n%s", traceback.format_exc())
+            return fail(ErrorCode.OUT_OF_MEMORY, OUT_OF_MEMORY_MESSAGE, emit)
         log.error("Job failed with an internal error:\n%s", traceback.format_exc())
         return fail(
             ErrorCode.INTERNAL,

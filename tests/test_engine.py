@@ -60,10 +60,10 @@ def cut_frames(timeline: otio.schema.Timeline) -> list[int]:
 def expected_index(truth: ClipTruth, time_sec: float) -> int:
     """The source frame the render shows at media time time_sec (from frame 0)."""
     target = truth.times_sec[0] + time_sec
-    # The nearest frame, the earlier on a tie (timestamps are rounded to 1 us).
+    # The nearest frame, the later on a tie (timestamps are rounded to 1 us).
     return min(
         range(len(truth.times_sec)),
-        key=lambda i: (round(abs(truth.times_sec[i] - target), 6), i),
+        key=lambda i: (round(abs(truth.times_sec[i] - target), 6), -i),
     )
 
 

@@ -55,7 +55,7 @@ def render_job(media_dir: Path, out_dir: Path, fps: float) -> dict[str, Any]:
     folder.mkdir(exist_ok=True)
     specs: dict[str, dict[str, Any]] = {
         "a 25 fps.mp4": {"frames": 150, "fps": 25, "cuts": [60, 110]},
-        "b timecode.mov": {"frames": 180, "fps": 30, "timecode": TIMECODE},
+        "b mum's timecode.mov": {"frames": 180, "fps": 30, "timecode": TIMECODE},
         "c ntsc.mov": {"frames": 150, "fps": Fraction(30000, 1001), "cuts": [80]},
         "d vfr.mp4": {"frames": 150, "fps": 30, "vfr": True, "cuts": [70]},
         "e late ü.mov": {"frames": 125, "fps": 25, "start_sec": 1.5},
@@ -83,6 +83,7 @@ def render_job(media_dir: Path, out_dir: Path, fps: float) -> dict[str, Any]:
     assert status == 0, stderr[-2000:]
     finished = [e for e in events if e.kind is EventKind.FINISHED][-1]
     timeline = otio.adapters.read_from_file(finished.data["outputs"]["otio"])
+    remember_sources(timeline)
     return {
         "outputs": finished.data["outputs"],
         "events": events,
@@ -133,10 +134,41 @@ def shown_frames(
         record_in = round(record.start_time.to_seconds() * fps)
         record_out = record_in + round(record.duration.to_seconds() * fps)
         source_in_sec = clip.source_range.start_time.to_seconds()
+        if path_of:
+            source_in_sec = edl_source_sec(clip.source_range.start_time, path, fps)
         for frame in range(record_in, record_out):
             source_sec = source_in_sec + (frame - record_in) / fps
             shown[frame] = (path, round(source_sec * rate + 1e-6))
     return shown
+
+
+TIMECODES: dict[str, str] = {}
+
+
+def edl_source_sec(time: otio.opentime.RationalTime, path: str, fps: float) -> float:
+    """An EDL source timecode as seconds from the source's timecode zero.
+
+    The EDL counts a source from its own start timecode label at the EDL's rate.
+    """
+    label = TIMECODES.get(path)
+    if not label:
+        return time.to_seconds()
+    drop = ";" if abs(fps - 30000 / 1001) < 1e-6 else ":"
+    edl_first = otio.opentime.from_timecode(label[:-3] + drop + label[-2:], fps)
+    own_first = otio.opentime.from_timecode(label, float(source_rates_by_path[path]))
+    return own_first.to_seconds() + (time.value - edl_first.value) / fps
+
+
+source_rates_by_path: dict[str, Fraction] = {}
+
+
+def remember_sources(timeline: otio.schema.Timeline) -> None:
+    for clip in timeline.video_tracks()[0].find_clips():
+        reference = clip.media_reference
+        TIMECODES[reference.target_url] = reference.metadata["montage_ai"]["timecode"]
+        source_rates_by_path[reference.target_url] = Fraction(
+            *reference.metadata["montage_ai"]["fps"]
+        )
 
 
 def local_path(url: str) -> str:
@@ -385,7 +417,7 @@ def test_dips_and_flashes_are_named_where_only_dissolves_exist(
             item.transition_type = otio.schema.TransitionTypes.Custom
             break
     (export,) = build_exports(timeline, tmp_path / "dip", ["fcp7"])
-    assert any("dip black" in warning for warning in export.warnings)
+    assert any("dip to black" in warning for warning in export.warnings)
 
 
 def test_reel_names_stay_distinct_within_eight_characters() -> None:
@@ -475,7 +507,7 @@ def test_a_29_97_render_is_drop_frame_and_frame_exact(
             continue
         middle = (placement.record_start + placement.record_end) // 2
         media_sec = placement.source_sec(middle, rate) - placement.start_sec
-        expected = math.floor(media_sec * placement.rate + 0.5 - 1e-6)
+        expected = math.floor(media_sec * placement.rate + 0.5 + 1e-6)
         assert read_marker(frames[middle]) == expected, placement.path
         checked += 1
     assert checked >= 2
@@ -502,3 +534,41 @@ def test_a_29_97_render_is_drop_frame_and_frame_exact(
             ntsc_render["outputs"][name], adapter_name=adapter
         )
         assert_same_edit(back, truth, timeline_grid=name == "fcp7")
+
+
+def test_a_format_that_fails_leaves_the_others_and_says_why(
+    render: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.export import nle
+
+    def broken(timeline: otio.schema.Timeline, stem: str) -> Any:
+        raise ValueError("invalid predicate")
+
+    monkeypatch.setattr(nle, "write_fcpxml", broken)
+    exports = build_exports(render["timeline"], tmp_path / "m", ["fcpxml", "csv"])
+    failed, written = exports
+    assert failed.error is not None and "invalid predicate" in failed.error
+    assert "FCPXML" in failed.error and failed.files == {}
+    assert written.error is None and written.files
+
+
+def test_exporting_a_job_whose_source_is_gone_says_so(
+    render: dict[str, Any], tmp_path: Path
+) -> None:
+    timeline = render["timeline"].deepcopy()
+    clip = next(iter(timeline.video_tracks()[0].find_clips()))
+    gone = str(tmp_path / "unplugged drive" / "clip.mp4")
+    clip.media_reference.target_url = gone
+    otio_path = tmp_path / "moved.otio"
+    otio.adapters.write_to_file(timeline, str(otio_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.export", str(otio_path), "--format", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [parse_event(line) for line in result.stdout.splitlines()]
+    missing = [e for e in events if e.data.get("code") == "source_missing"]
+    assert [e.data["path"] for e in missing] == [gone]
+    assert "relink" in missing[0].data["message"]

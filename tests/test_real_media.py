@@ -107,11 +107,11 @@ def _check_shot(clip: otio.schema.Clip, frame: av.VideoFrame, offset: int) -> No
         facts["start_sec"] + clip.metadata["montage_ai"]["in_sec"] + offset / 30
     )
     with av.open(reference.target_url) as source:
-        # The render shows the frame nearest the time (the earlier on a tie).
+        # The render shows the frame nearest the time (the later on a tie).
         shown = None
         for candidate in source.decode(video=0):
             if shown is not None and (
-                abs(candidate.time - source_sec) >= abs(shown.time - source_sec) - 1e-6
+                abs(candidate.time - source_sec) > abs(shown.time - source_sec) + 1e-6
             ):
                 break
             shown = candidate

@@ -18,6 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from engine.errors import EngineError, InvalidJobError, OutputError
+from engine.export.common import missing_sources
 from engine.plan import META
 from engine.protocol import (
     EXIT_CODES,
@@ -31,10 +32,12 @@ from engine.protocol import (
     make_finished,
     make_warning,
 )
+from engine.render import temp_path
 
 log = logging.getLogger(__name__)
 
 EXPORT_LIMIT = "export_limit"
+EXPORT_FAILED = "export_failed"
 REELS_SUFFIX = ".reels.csv"
 
 Writer = Callable[[otio.schema.Timeline, str], tuple[dict[str, str], list[str]]]
@@ -48,6 +51,8 @@ class Export:
     files: dict[Path, str]
     main_path: Path
     warnings: list[str] = field(default_factory=list)
+    # Why the format could not be written (its files are then empty), or None.
+    error: str | None = None
 
 
 def _writers() -> dict[str, Writer]:
@@ -76,24 +81,32 @@ def _write_mlt(
 def build_exports(
     timeline: otio.schema.Timeline, base: Path, formats: Iterable[str]
 ) -> list[Export]:
-    """Every asked format of the timeline, in memory, named after base (no suffix)."""
+    """Every asked format of the timeline, in memory, named after base (no suffix).
+
+    A format whose writer fails (an adapter's own limits) comes back with its error
+    and no files, so that the others and the render still go ahead.
+    """
     writers = _writers()
     exports = []
     for name in dict.fromkeys(formats):
         if name not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format {name!r}")
+        main_path = base.with_name(base.name + EXPORT_SUFFIXES[name])
         try:
             texts, warnings = writers[name](timeline, base.name)
         except Exception as error:  # An adapter's own failure, reported in words.
+            if name == "otio":
+                raise
             log.exception("export %s failed", name)
-            raise EngineError(
-                f"The {EXPORT_LABELS[name]} export failed ({error}). The render "
-                "and its .otio are fine; report this with the .otio attached.",
-            ) from error
+            message = (
+                f"The {EXPORT_LABELS[name]} file could not be written ({error}); "
+                "the other files are fine. Report this with the .otio attached."
+            )
+            exports.append(Export(name, {}, main_path, [], message))
+            continue
         files = {
             base.with_name(base.name + suffix): text for suffix, text in texts.items()
         }
-        main_path = base.with_name(base.name + EXPORT_SUFFIXES[name])
         exports.append(Export(name, files, main_path, warnings))
     return exports
 
@@ -114,7 +127,7 @@ class StagedFiles:
         self._staged: list[tuple[Path, Path]] = []
 
     def stage(self, path: Path, text: str) -> None:
-        temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        temp = temp_path(path)
         try:
             temp.write_text(text, encoding="utf-8")
         except OSError as error:
@@ -218,6 +231,17 @@ def _make_folder(folder: Path) -> None:
         ) from error
 
 
+def report_export_warnings(
+    exports: Iterable[Export], emit: Callable[[Event], None]
+) -> None:
+    """What each format cannot hold, and any format that could not be written."""
+    for export in exports:
+        if export.error is not None:
+            emit(make_warning(EXPORT_FAILED, export.error, str(export.main_path)))
+        for warning in export.warnings:
+            emit(make_warning(EXPORT_LIMIT, warning, str(export.main_path)))
+
+
 def run_export(
     source: str,
     formats: list[str],
@@ -231,18 +255,29 @@ def run_export(
         folder = Path(output_dir) if output_dir else otio_path.parent
         _make_folder(folder)
         exports = build_exports(timeline, folder / otio_path.stem, formats)
+        written = [export for export in exports if export.error is None]
+        if not written:
+            raise EngineError(" ".join(str(export.error) for export in exports))
         outputs = {}
-        for export in exports:
+        for export in written:
             if export.format == "otio" and export.main_path == otio_path:
                 export.files.clear()
             outputs[export.format] = str(export.main_path.absolute())
-        write_exports(exports)
+        write_exports(written)
     except EngineError as error:
         emit(make_failed(error.code, error.message))
         return EXIT_CODES[error.code]
-    for export in exports:
-        for warning in export.warnings:
-            emit(make_warning(EXPORT_LIMIT, warning, str(export.main_path)))
+    for path in missing_sources(timeline):
+        emit(
+            make_warning(
+                "source_missing",
+                f"{path} is not there any more (moved, deleted or on a drive that is "
+                "not connected): your editor will ask you to find it. Reconnect it "
+                "or relink it by name.",
+                path,
+            )
+        )
+    report_export_warnings(exports, emit)
     warnings = sum(len(export.warnings) for export in exports)
     emit(make_finished(outputs, {"formats": len(exports), "warnings": warnings}))
     return 0
@@ -253,6 +288,7 @@ __all__ = [
     "StagedFiles",
     "build_exports",
     "export_paths",
+    "report_export_warnings",
     "run_export",
     "stage_exports",
     "write_exports",

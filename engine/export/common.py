@@ -12,6 +12,31 @@ import opentimelineio as otio
 from engine.frames import grade_filters
 from engine.plan import META, timeline_rate
 
+TRANSITION_NAMES = {
+    "crossfade": "crossfade",
+    "dip_black": "dip to black",
+    "dip_white": "dip to white",
+    "flash": "flash",
+}
+# Rates editors know by name; a clip's measured rate within 0.5 % is taken as one.
+STANDARD_RATES = [
+    Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001),
+    Fraction(30), Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
+    Fraction(100), Fraction(120000, 1001), Fraction(120),
+]  # fmt: skip
+
+
+def standard_rate(rate: Fraction) -> Fraction:
+    """The named rate a measured one stands for (30.02 -> 30), else the rate."""
+    nearest = min(STANDARD_RATES, key=lambda known: abs(known - rate))
+    return nearest if abs(nearest - rate) <= rate * Fraction(5, 1000) else rate
+
+
+def missing_sources(timeline: otio.schema.Timeline) -> list[str]:
+    """Media the timeline names that is not at its path any more."""
+    paths = [clip.media_reference.target_url for clip in timeline.find_clips()]
+    return [path for path in dict.fromkeys(paths) if not os.path.exists(path)]
+
 
 def video_clips(timeline: otio.schema.Timeline) -> list[otio.schema.Clip]:
     return list(timeline.video_tracks()[0].find_clips())
@@ -37,7 +62,7 @@ def file_url(path: str) -> str:
     return Path(os.path.abspath(path)).as_uri()
 
 
-def song_to_frames(timeline: otio.schema.Timeline) -> str | None:
+def song_to_frames(timeline: otio.schema.Timeline, format_name: str) -> str | None:
     """Re-time the song's ranges from samples to timeline frames, in place.
 
     Formats that count audio in video frames cannot hold a start between frames;
@@ -65,8 +90,9 @@ def song_to_frames(timeline: otio.schema.Timeline) -> str | None:
     if moved_ms <= 1.0:
         return None
     return (
-        f"The song starts {moved_ms:.0f} ms off a frame boundary, which this format "
-        f"cannot say: it starts at the nearest frame, {float(start_frames / fps):.3f} s."
+        f"{format_name} counts the song in frames: it starts {moved_ms:.0f} ms off a "
+        f"frame boundary, so it starts at the nearest frame, "
+        f"{float(start_frames / fps):.3f} s into the song."
     )
 
 
@@ -89,6 +115,9 @@ def common_warnings(
     framing = _framing_warning(timeline, format_name)
     if framing:
         warnings.append(framing)
+    push_in = push_in_warning(timeline, format_name)
+    if push_in:
+        warnings.append(push_in)
     kinds = Counter(
         item.metadata.get(META, {}).get("kind", item.name)
         for item in timeline.video_tracks()[0]
@@ -96,14 +125,18 @@ def common_warnings(
     )
     if kinds and not transitions:
         listed = ", ".join(
-            f"{count} {kind.replace('_', ' ')}" for kind, count in kinds.items()
+            f"{count} {TRANSITION_NAMES.get(kind, kind)}"
+            for kind, count in kinds.items()
         )
         warnings.append(
             f"{format_name} carries no transitions here ({listed}); each is a cut "
             "at the transition's centre."
         )
     elif transitions and set(kinds) - {"crossfade"}:
-        others = ", ".join(sorted(set(kinds) - {"crossfade"})).replace("_", " ")
+        others = ", ".join(
+            TRANSITION_NAMES.get(kind, kind)
+            for kind in sorted(set(kinds) - {"crossfade"})
+        )
         warnings.append(
             f"{format_name} has only cross dissolves: the {others} transitions "
             "are written as cross dissolves of the same length."
@@ -121,6 +154,24 @@ def common_warnings(
             "at the end yourself."
         )
     return warnings
+
+
+def push_in_warning(timeline: otio.schema.Timeline, format_name: str) -> str | None:
+    stills = sorted(
+        {
+            os.path.basename(clip.media_reference.target_url)
+            for clip in video_clips(timeline)
+            if clip.metadata.get(META, {}).get("push_in")
+        }
+    )
+    if not stills:
+        return None
+    names = ", ".join(stills[:5]) + (" and others" if len(stills) > 5 else "")
+    return (
+        f"{format_name} cannot say the slow push-in on the still pictures ({names}): "
+        "they hold a steady size in your editor. Add a zoom there (scale keyframes) "
+        "if you want it."
+    )
 
 
 def _framing_warning(timeline: otio.schema.Timeline, format_name: str) -> str | None:

@@ -52,6 +52,9 @@ def write_cut_list(
             continue
         number += 1
         rate = source_rate(clip)
+        # A source counts as its own timecode does; without one, non-drop-frame.
+        label = clip.media_reference.metadata[META].get("timecode") or ""
+        drop_frame = ";" in label
         first = clip.media_reference.available_range.start_time
         source_in = clip.source_range.start_time
         length_sec = clip.source_range.duration.to_seconds()
@@ -67,8 +70,8 @@ def write_cut_list(
             [
                 number,
                 clip.media_reference.target_url,
-                _timecode(in_frames, rate),
-                _timecode(out_frames, rate),
+                _timecode(in_frames, rate, drop_frame),
+                _timecode(out_frames, rate, drop_frame),
                 f"{float(in_sec):.6f}",
                 f"{float(in_sec) + length_sec:.6f}",
                 f"{float(rate):.6g}",
@@ -84,11 +87,13 @@ def write_cut_list(
     return {".csv": out.getvalue()}, []
 
 
-def _timecode(frames: int, rate: Fraction) -> str:
-    """SMPTE timecode at rate (drop-frame at 29.97 and 59.94), or "" if none."""
+def _timecode(frames: int, rate: Fraction, drop_frame: bool | None = None) -> str:
+    """SMPTE timecode at rate, or "" if none; drop_frame None: as the rate implies
+    (drop-frame at 29.97 and 59.94)."""
+    time = otio.opentime.RationalTime(frames, float(rate))
     try:
-        return otio.opentime.to_timecode(
-            otio.opentime.RationalTime(frames, float(rate)), float(rate)
-        )
+        if drop_frame is None:
+            return otio.opentime.to_timecode(time, float(rate))
+        return otio.opentime.to_timecode(time, float(rate), drop_frame)
     except ValueError:
         return ""

@@ -20,6 +20,7 @@ from typing import Any
 import av
 import opentimelineio as otio
 
+from engine.export.common import push_in_warning
 from engine.frames import FrameTransform, grade_filters
 from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
@@ -98,6 +99,8 @@ def write_mlt(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     video = _add_video_playlist(project, placements, joins, cuts)
     audio = _add_song(project, timeline.audio_tracks()[0][0], meta)
     _add_main_tractor(project, video, audio)
+    if push_in := push_in_warning(timeline, "MLT"):
+        project.warnings.append(push_in)
     if markers := len(timeline.tracks.markers):
         project.warnings.append(
             f"MLT has no markers: the {markers} beat markers are in the .otio and "
@@ -144,11 +147,13 @@ def _add_chain(
     timing agrees with ours, then the render's framing and grade."""
     first = placement.record_start - placement.reach_before
     span = placement.record_end + placement.reach_after - first
-    remap_sec = _remap_sec(project, placement, first, span)
+    still = bool(facts.get("still"))
+    remap_sec = None if still else _remap_sec(project, placement, first, span)
     if remap_sec is None:
         in_frame = round(placement.source_in_sec * project.fps)
         file_frames = round(float(facts["duration_sec"]) * project.fps)
-        chain = _add_source(project, placement.path, max(file_frames, in_frame + span))
+        length = max(file_frames, in_frame + span)
+        chain = _add_source(project, placement.path, length, still=still)
         offset = in_frame - placement.record_start
     else:
         chain = _add_source(project, placement.path, span)
@@ -165,11 +170,14 @@ def _remap_sec(
 ) -> dict[int, float] | None:
     """Source seconds (from the first frame) by chain position, or None.
 
-    MLT and our render both show the source frame nearest a time, but a tie (a
-    25 fps frame boundary exactly between two 30 fps frames) may go either way in
-    MLT. A timeremap link picks the last frame at or before the time it is given:
-    given half a frame less than the time, that is the nearest frame, the earlier
-    on a tie, as ours. A variable-rate stretch is mapped frame by frame.
+    MLT and our render both show the source frame nearest a time (the later on a
+    tie), so a constant-rate clip whose in point is on a timeline frame needs no
+    remap: the planner puts in points there wherever the two rates meet often
+    (engine.plan.in_point). Otherwise (a 29.97 fps clip in a 30 fps timeline) MLT
+    would count the in point in timeline frames: a timeremap link gives it the
+    exact time. That link shows the last frame at or before the time it is given;
+    given half a frame more, that is the nearest frame. A variable-rate stretch is
+    mapped frame by frame.
     """
     fps, name = project.fps, os.path.basename(placement.path)
     start_sec = placement.source_sec(first, fps)
@@ -186,16 +194,22 @@ def _remap_sec(
             "show a neighbouring frame now and then."
         )
         return _frame_keyframes(placement, times, first, span, fps)
-    if placement.rate == fps:
+    in_frames = Fraction(placement.source_in_sec).limit_denominator(10**6) * fps
+    if in_frames.denominator == 1:
         return None
     relative_sec = start_sec - placement.start_sec + 0.5 / float(placement.rate)
-    relative_sec -= EPSILON_SEC
+    relative_sec += EPSILON_SEC
     return {0: relative_sec, span: relative_sec + float(span / fps)}
 
 
-def _add_source(project: _Project, path: str, length: int) -> ET.Element:
-    properties = {"length": length, "eof": "pause", "resource": path}
-    properties |= {"mlt_service": "avformat", "shotcut:caption": os.path.basename(path)}
+def _add_source(
+    project: _Project, path: str, length: int, *, still: bool = False
+) -> ET.Element:
+    properties: dict[str, Any] = {"length": length, "eof": "pause", "resource": path}
+    properties["shotcut:caption"] = os.path.basename(path)
+    if not still:
+        # A still is left to MLT's loader (qimage), which avformat would not be.
+        properties["mlt_service"] = "avformat"
     return project.add("chain", properties, out=length - 1)
 
 
@@ -246,9 +260,9 @@ def _frame_keyframes(
         index = max(0, bisect.bisect_right(times, wanted_sec + EPSILON_SEC) - 1)
         shown_sec = times[index]
         if index + 1 < len(times) and (
-            times[index + 1] - wanted_sec < wanted_sec - shown_sec - EPSILON_SEC
+            times[index + 1] - wanted_sec <= wanted_sec - shown_sec + EPSILON_SEC
         ):
-            shown_sec = times[index + 1]  # nearer, as our render shows it
+            shown_sec = times[index + 1]  # as near or nearer: our render shows it
         keyframes[position] = shown_sec - placement.start_sec + 0.5 / average_rate
     return keyframes
 

@@ -21,9 +21,11 @@ import opentimelineio as otio
 from engine.export.common import (
     common_warnings,
     file_url,
+    push_in_warning,
     song_clip,
     song_to_frames,
     source_rate,
+    standard_rate,
     timeline_fps,
     video_clips,
 )
@@ -37,13 +39,15 @@ RESERVED_REELS = {"AX", "BL", "BLACK", "BARS"}
 
 def write_otio(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """The timeline itself: cuts, transitions, song, markers and our metadata."""
-    return {".otio": otio.adapters.write_to_string(timeline, "otio_json")}, []
+    text = otio.adapters.write_to_string(timeline, "otio_json")
+    push_in = push_in_warning(timeline, "The .otio (outside its Montage AI metadata)")
+    return {".otio": text}, [push_in] if push_in else []
 
 
 def write_fcp7(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """FCP 7 XML (xmeml 5) for Premiere Pro and DaVinci Resolve."""
     copy = _with_file_urls(timeline.deepcopy())
-    moved = song_to_frames(copy)
+    moved = song_to_frames(copy, "FCP 7 XML")
     _clips_to_timeline_rate(copy, from_timecode=False)
     text = otio.adapters.write_to_string(copy, "fcp_xml")
     root = ET.fromstring(text)
@@ -58,6 +62,9 @@ def write_fcp7(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[s
 def write_fcpxml(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """FCPXML 1.8 for Final Cut Pro (and DaVinci Resolve)."""
     copy = _with_file_urls(timeline.deepcopy())
+    for clip in copy.find_clips():
+        # The adapter finds elements by name with an XPath quoted in apostrophes.
+        clip.name = clip.name.replace("'", "\u2019")
     fps = timeline_fps(timeline)
     # The adapter knows whole rates only (and 29.97 as a rounded float): an NTSC
     # timeline is written at its whole rate, every time then stretched back exactly.
@@ -79,7 +86,7 @@ def write_fcpxml(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list
 def write_edl(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """A CMX 3600 EDL at the timeline's rate, and a table of its reel names."""
     copy = timeline.deepcopy()
-    moved = song_to_frames(copy)
+    moved = song_to_frames(copy, "The EDL")
     _clips_to_timeline_rate(copy, from_timecode=True)
     fps = timeline_fps(timeline)
     clips = [*video_clips(copy), *([song] if (song := song_clip(copy)) else [])]
@@ -124,7 +131,7 @@ def reel_names(paths: list[str]) -> dict[str, str]:
     for path in dict.fromkeys(paths):
         stem = os.path.splitext(os.path.basename(path))[0]
         ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore")
-        base = re.sub(r"[^A-Z0-9]", "", ascii_stem.decode().upper()) or "CLIP"
+        base = re.sub(r"[^A-Z0-9]", "", ascii_stem.decode().upper()) or "REEL"
         name = base[:REEL_LENGTH]
         number = 1
         while name in taken:
@@ -173,8 +180,9 @@ def _edl_rate_warnings(timeline: otio.schema.Timeline, fps: Fraction) -> list[st
         return []
     return [
         f"A CMX 3600 EDL counts every timecode at one rate ({float(fps):.4g} fps): "
-        f"the source timecodes of {', '.join(others)} are their times counted at "
-        f"{float(fps):.4g} fps. "
+        f"the source timecodes of {', '.join(others)} start at their own start "
+        f"timecode and count on at {float(fps):.4g} fps, so past their first frame "
+        "they differ from the clip's own timecode. "
         "Editors that read them at the clip's own rate can land a frame off; use "
         "the .otio or FCP 7 XML export for those."
     ]
@@ -197,30 +205,46 @@ def _clips_to_timeline_rate(
     for clip in video_clips(timeline):
         reference = clip.media_reference
         available = reference.available_range
-        offset = clip.source_range.start_time
+        offset = clip.source_range.start_time - available.start_time
         first = otio.opentime.RationalTime(0, fps)
         if from_timecode:
-            first = otio.opentime.RationalTime(
-                round(available.start_time.to_seconds() * fps), fps
+            first = _timecode_at(reference.metadata[META].get("timecode"), fps) or (
+                otio.opentime.RationalTime(
+                    round(available.start_time.to_seconds() * fps), fps
+                )
             )
-        else:
-            offset -= available.start_time
         reference.available_range = otio.opentime.TimeRange(
             first,
             otio.opentime.RationalTime(
                 round(available.duration.to_seconds() * fps), fps
             ),
         )
+        in_frames = round(offset.to_seconds() * fps)
         clip.source_range = otio.opentime.TimeRange(
-            otio.opentime.RationalTime(round(offset.to_seconds() * fps), fps),
+            otio.opentime.RationalTime(first.value + in_frames, fps),
             clip.source_range.duration.rescaled_to(fps),
         )
+
+
+def _timecode_at(label: str | None, fps: Fraction) -> otio.opentime.RationalTime | None:
+    """A source's start timecode label, counted at the EDL's rate, so that its first
+    frame keeps its own label there (01:00:00:00 stays 01:00:00:00 at any rate)."""
+    if not label:
+        return None
+    drop_frame = fps.denominator != 1 and fps.numerator % 30000 == 0
+    text = label[:-3] + (";" if drop_frame else ":") + label[-2:]
+    try:
+        return otio.opentime.from_timecode(text, float(fps))
+    except ValueError:
+        return None
 
 
 def _with_file_urls(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     for clip in timeline.find_clips():
         reference = clip.media_reference
         if isinstance(reference, otio.schema.ExternalReference):
+            # Named by the file's own name, not its percent-encoded URL.
+            reference.name = reference.name or os.path.basename(reference.target_url)
             reference.target_url = file_url(reference.target_url)
     return timeline
 
@@ -244,7 +268,7 @@ def _fill_fcp7_media(root: ET.Element, timeline: otio.schema.Timeline) -> None:
         if media is None or video is None:
             continue
         fact = facts[url]
-        rate = Fraction(*fact["fps"])
+        rate = standard_rate(Fraction(*fact["fps"]))
         _set_fcp7_rate(file_element, rate)
         duration = file_element.find("duration")
         if duration is not None:
@@ -278,10 +302,12 @@ def _set_fcp7_rate(element: ET.Element, rate: Fraction) -> None:
 
 
 def _fcp7_rate(rate: Fraction) -> ET.Element:
-    timebase = -(-rate.numerator // rate.denominator)
+    """An FCP 7 rate: a whole timebase, flagged NTSC when it runs 1000/1001 slow."""
+    ntsc = (rate * Fraction(1001, 1000)).denominator == 1
+    timebase = round(rate * Fraction(1001, 1000)) if ntsc else round(rate)
     rate_element = ET.Element("rate")
     ET.SubElement(rate_element, "timebase").text = str(timebase)
-    ET.SubElement(rate_element, "ntsc").text = "FALSE" if rate == timebase else "TRUE"
+    ET.SubElement(rate_element, "ntsc").text = "TRUE" if ntsc else "FALSE"
     return rate_element
 
 
@@ -360,6 +386,7 @@ def _fill_fcpxml_formats(root: ET.Element, timeline: otio.schema.Timeline) -> No
     if sequence is not None:
         sequence_format = resources.find(f"./format[@id='{sequence.get('format')}']")
         if sequence_format is not None:
+            sequence_format.set("frameDuration", _seconds(1 / timeline_fps(timeline)))
             sequence_format.set("width", str(meta["width"]))
             sequence_format.set("height", str(meta["height"]))
             if not sequence_format.get("name"):
@@ -372,7 +399,7 @@ def _fill_fcpxml_formats(root: ET.Element, timeline: otio.schema.Timeline) -> No
         fact = facts.get(asset.get("src", ""))
         if fact is None:
             continue
-        rate = Fraction(*fact["fps"])
+        rate = standard_rate(Fraction(*fact["fps"]))
         key = (rate, int(fact["width"]), int(fact["height"]))
         if key not in formats:
             number = len(used_ids) + 1
@@ -425,8 +452,12 @@ def _fill_fcpxml_song(root: ET.Element, timeline: otio.schema.Timeline) -> None:
     fps = timeline_fps(timeline)
     start = song.source_range.start_time
     song_start = Fraction(round(start.value), round(start.rate))
-    # The adapter truncates the song's start to a frame; it starts on a sample.
+    # The adapter truncates the song's start and its place to frames: it starts on
+    # a sample, with the picture (at the local start of the clip it hangs from).
     element.set("start", _seconds(song_start))
+    parent = next((clip for clip in root.iter("clip") if element in list(clip)), None)
+    if parent is not None and parent.get("start"):
+        element.set("offset", parent.get("start", "0s"))
     for marker in timeline.tracks.markers:
         frame = round(marker.marked_range.start_time.rescaled_to(fps).value)
         attributes = {

@@ -1,6 +1,10 @@
 """A stand-in engine: replays a recorded event stream so app tests need no media.
 
-Usage: python stub_engine.py [--ignore-sigterm] [--delay SEC] STREAM.jsonl JOB.json
+Usage: python stub_engine.py [--ignore-sigterm] [--delay SEC] [--log FILE]
+       STREAM.jsonl JOB.json
+
+--log appends the job file's path to FILE when the stream has been replayed to its
+end, so that a test can count the renders that ran through.
 
 Each line of the stream is written to stdout as it is, except directives:
     #!exit N        exit with status N now
@@ -67,13 +71,18 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--delay", type=float, default=0.005)
+    parser.add_argument("--log", type=Path)
     parser.add_argument("stream", type=Path)
     parser.add_argument("job", type=Path)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, signal.SIG_IGN if args.ignore_sigterm else on_sigterm)
     # The app must have written a readable job before starting us.
     json.loads(args.job.read_text(encoding="utf-8"))
-    return replay(args.stream, args.delay)
+    status = replay(args.stream, args.delay)
+    if args.log is not None and status == 0:
+        with args.log.open("a", encoding="utf-8") as log:
+            log.write(f"{args.job}\n")
+    return status
 
 
 if __name__ == "__main__":
