@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 REAL_MEDIA ?= build/real-media
 DEMO_OUT ?= build/montage.mp4
 
-.PHONY: run test lint system-deps test-deps venv demo real-media clean
+.PHONY: run test bench lint system-deps test-deps bench-deps venv demo real-media clean
 
 system-deps:
 	@bash packaging/system-deps.sh
@@ -15,6 +15,12 @@ system-deps:
 # The run-time packages and those only the tests need (melt, for the MLT export).
 test-deps:
 	@bash packaging/system-deps.sh --test
+
+# ffmpeg and PySceneDetect: the references the benchmarks measure us against.
+bench-deps: venv
+	@bash packaging/system-deps.sh --bench
+	@$(BIN)/python -c "import scenedetect, cv2" 2>/dev/null || \
+		$(BIN)/python -m pip install -q -e '.[dev,bench]'
 
 venv: $(STAMP)
 
@@ -54,6 +60,11 @@ lint: venv
 test: test-deps venv lint real-media
 	MONTAGE_AI_REAL_MEDIA="$(abspath $(REAL_MEDIA))" QT_QPA_PLATFORM=offscreen \
 		$(BIN)/pytest -q
+
+# Speed and memory beside ffmpeg, PySceneDetect and our own targets (issue #6).
+bench: system-deps bench-deps venv real-media
+	MONTAGE_AI_REAL_MEDIA="$(abspath $(REAL_MEDIA))" QT_QPA_PLATFORM=offscreen \
+		$(BIN)/python -m benchmarks --workdir build/bench --json build/bench/results.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

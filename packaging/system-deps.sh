@@ -2,7 +2,8 @@
 # Installs the Debian packages Montage AI needs at run time: Qt's system libraries
 # (for the window, also offscreen), libvulkan1 and libomp5 (for the upscaler).
 # With --test, also what only the tests need: melt, MLT's command-line player, which
-# renders the MLT (Shotcut) export to check it frame by frame.
+# renders the MLT (Shotcut) export to check it frame by frame. With --bench, also
+# ffmpeg, the command line the render benchmark compares the engine with.
 # Does nothing when they are all there; uses sudo when not root.
 set -euo pipefail
 PACKAGES=(
@@ -12,11 +13,13 @@ PACKAGES=(
   libvulkan1 libomp5
 )
 TEST_PACKAGES=(melt)
+BENCH_PACKAGES=(ffmpeg)
 for_tests=""
 case "${1:-}" in
   "") ;;
   --test) PACKAGES+=("${TEST_PACKAGES[@]}"); for_tests=", and melt for the tests," ;;
-  *) echo "usage: bash packaging/system-deps.sh [--test]" >&2; exit 2 ;;
+  --bench) PACKAGES+=("${BENCH_PACKAGES[@]}"); for_tests=", and ffmpeg for the benchmarks," ;;
+  *) echo "usage: bash packaging/system-deps.sh [--test|--bench]" >&2; exit 2 ;;
 esac
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "system-deps: not a Debian-like system; install Qt 6's libraries, libvulkan1 and libomp5${for_tests} yourself." >&2
