@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from app.qt_compat import emit_signal
@@ -32,6 +33,9 @@ JOB_FILE_NAME = "job.json"
 STDERR_TAIL_LINES = 200
 KILL_AFTER_MS = 2000
 REPORT_ADVICE = "Try again; if it happens again, please report it with the log file."
+# Renders and inspections are background work: below the window's priority, the
+# GUI thread gets a core first when both want one, and the tools take the rest.
+BACKGROUND_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,23 @@ def command_process(
     return process
 
 
+def lower_priority(pid: int) -> None:
+    """Run a child process (and the children it starts later) at background priority.
+
+    A refusal only costs smoothness, so it is logged, never raised.
+    """
+    try:
+        process = psutil.Process(pid)
+        if sys.platform == "win32":
+            process.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+        else:
+            process.nice(max(process.nice(), BACKGROUND_NICENESS))
+    except psutil.NoSuchProcess:
+        return  # it has already ended
+    except (psutil.Error, OSError) as error:
+        log.warning("Could not lower the priority of process %d: %s", pid, error)
+
+
 class ProcessOutputReader:
     """Reads a QProcess's stdout as lines for _handle_line and keeps a stderr tail.
 
@@ -128,6 +149,7 @@ class ProcessOutputReader:
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_error)
+        process.started.connect(lambda: lower_priority(process.processId()))
         return process
 
     def _handle_line(self, line: str) -> None:

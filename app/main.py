@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.first_paint import FirstPaintReporter, first_paint_wanted
 from app.job_store import JobStoreError
 from app.main_window import MainWindow
 from app.settings import default_log_dir
@@ -54,6 +55,8 @@ def main() -> int:
         log.error("The job list could not be opened: %s", error)
         QMessageBox.critical(None, "Montage AI", str(error))
         return 1
+    if first_paint_wanted():
+        FirstPaintReporter(window)
     window.show()
     status = app.exec()
     log.info("Montage AI closed (status %d)", status)
