@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -302,10 +303,7 @@ def _stream_facts(path: Path) -> tuple[int, float, float]:
 
 
 def _shell_line(command: list[str]) -> str:
-    return " ".join(
-        part if part.replace("/", "").replace("-", "").isalnum() else repr(part)
-        for part in command
-    )
+    return shlex.join(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ in C on YUV, with no conversion to RGB.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +26,7 @@ from engine.probe import _pick_video_stream
 log = logging.getLogger(__name__)
 
 # Seek instead of decoding forward when the next request is this far ahead.
-SEEK_AHEAD_SEC = 3.0
+SEEK_AHEAD_SEC = 1.0
 # Times closer than this count as a tie (float rounding of timestamps).
 TIE_SEC = 1e-6
 # A seek that lands after the target (MPEG-TS, open GOPs) is retried this much earlier.
@@ -200,6 +201,45 @@ def _check_still_there(path: str, kind: str) -> None:
         )
 
 
+class CleanStarts:
+    """Stream times from which a file with false sync samples decodes whole.
+
+    Some files (cockatoo.mp4's yuv444 H.264) mark frames that are no entry point
+    as sync samples, so a seek there decodes garbage and the reader backs off.
+    What it learns is a fact of the file, kept for the process (a few files)
+    so the next shot from it starts at a known good point.
+    """
+
+    def __init__(self, max_files: int = 64) -> None:
+        self.max_files = max_files
+        self._starts: dict[tuple[str, int, int], list[float]] = {}
+
+    def start_before(self, path: str, time_sec: float) -> float | None:
+        """The latest known good start at or before time_sec, if any."""
+        starts = self._starts.get(_file_key(path), [])
+        earlier = [start for start in starts if start <= time_sec + TIE_SEC]
+        return max(earlier, default=None)
+
+    def add(self, path: str, time_sec: float) -> None:
+        key = _file_key(path)
+        if key not in self._starts and len(self._starts) >= self.max_files:
+            self._starts.pop(next(iter(self._starts)))
+        starts = self._starts.setdefault(key, [])
+        if time_sec not in starts:
+            starts.append(time_sec)
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (path, -1, -1)
+    return (path, status.st_size, status.st_mtime_ns)
+
+
+CLEAN_STARTS = CleanStarts()
+
+
 class SourceReader:
     """Hands out transformed frames of one source at increasing stream times."""
 
@@ -229,6 +269,7 @@ class SourceReader:
         self._next: av.VideoFrame | None = None
         self._shaped_for: av.VideoFrame | None = None
         self._shaped: av.VideoFrame | None = None
+        self._clean_starts = CLEAN_STARTS
 
     def close(self) -> None:
         # The decode generator refers back to this reader: close it to break the
@@ -248,12 +289,7 @@ class SourceReader:
         Nearest, as MLT and editors sample a clip whose rate differs from the
         timeline's, so that what they show is what we rendered.
         """
-        current = self._current
-        if (
-            current is None
-            or time_sec + self.tolerance_sec < current.time
-            or time_sec - current.time > SEEK_AHEAD_SEC
-        ):
+        if self._should_seek(time_sec):
             self._seek(time_sec)
         self._advance_to(time_sec)
         # Decoding stays at the last frame at or before time_sec; the next one,
@@ -265,6 +301,17 @@ class SourceReader:
         ):
             shown = upcoming
         return self._shape(shown)
+
+    def _should_seek(self, time_sec: float) -> bool:
+        """Seek when going back, or far ahead where a seek costs less than decoding
+        on (not so in a file whose only whole starts lie behind the position)."""
+        current = self._current
+        if current is None or time_sec + self.tolerance_sec < current.time:
+            return True
+        if time_sec - current.time <= SEEK_AHEAD_SEC:
+            return False
+        known = self._clean_starts.start_before(self.path, time_sec)
+        return known is None or known > current.time
 
     def _advance_to(self, time_sec: float) -> None:
         limit = time_sec + self.tolerance_sec
@@ -279,6 +326,8 @@ class SourceReader:
         to the first frame if need be.
         """
         margin = 0.0
+        known = self._clean_starts.start_before(self.path, time_sec)
+        saw_corrupt = False
         while True:
             target = max(0.0, time_sec - margin)
             self._close_frames()
@@ -291,13 +340,24 @@ class SourceReader:
                     "rendering (damaged or truncated). Remove it and render again.",
                     self.path,
                 )
-            if self._current is not None and (
-                self._current.time <= time_sec + self.tolerance_sec or target == 0.0
+            start = self._current
+            if start is not None and (
+                start.time <= time_sec + self.tolerance_sec or target == 0.0
             ):
                 self._advance_to(time_sec)
+                assert self._current is not None
                 if not self._current.is_corrupt or target == 0.0:
+                    if saw_corrupt:
+                        self._clean_starts.add(self.path, start.time)
                     return
-            margin = margin * 2 or SEEK_MARGIN_SEC
+            corrupt = start is not None and start.time <= time_sec + self.tolerance_sec
+            saw_corrupt = saw_corrupt or corrupt
+            if corrupt and known is not None and known < target:
+                # A file with false sync samples: go straight back to where
+                # decoding came out whole before, not step by step.
+                margin, known = time_sec - known, None
+            else:
+                margin = margin * 2 or SEEK_MARGIN_SEC
 
     def _decode_from(self, time_sec: float) -> Iterator[av.VideoFrame]:
         offset = int(time_sec / self.stream.time_base)

@@ -31,6 +31,7 @@ from engine.frames import (
     StillReader,
 )
 from engine.plan import META, timeline_rate
+from engine.prefetch import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ QUALITY_SETTINGS = {
     "preview": {"preset": "ultrafast", "crf": "28"},
     "final": {"preset": "veryfast", "crf": "20"},
 }
+# Sources kept open after their shot, for a later shot further on in them.
+MAX_IDLE_READERS = 3
+# Output frames decoded ahead of the encoder (a 1080p frame is 3 MB).
+PREFETCH_FRAMES = 8
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 # Limited-range YUV values of black and white.
 BLACK_YUV = (16, 128, 128)
@@ -277,22 +282,28 @@ def _encode_all(
     placements, joins = read_placements(timeline)
     clock = _Eta(total_frames)
     audio_samples = 0
-    for number, frame in enumerate(
-        compose_frames(placements, joins, transform, fps, total_frames)
-    ):
-        frame.pts = number
-        frame.time_base = Fraction(1, fps)
-        frame.pict_type = av.video.frame.PictureType.NONE
-        container.mux(video.encode(frame))
-        audio_samples = _encode_audio_until(
-            container,
-            audio,
-            audio_frames,
-            audio_samples,
-            (number + 1) * AUDIO_RATE // fps,
-        )
-        if progress is not None and (number % 10 == 0 or number == total_frames - 1):
-            progress((number + 1) / total_frames, clock.remaining_sec(number + 1))
+    # Decoding and shaping run a few frames ahead in their own thread.
+    with Prefetcher(
+        compose_frames(placements, joins, transform, fps, total_frames),
+        depth=PREFETCH_FRAMES,
+        name="montage-ai-decode",
+    ) as frames:
+        for number, frame in enumerate(frames):
+            frame.pts = number
+            frame.time_base = Fraction(1, fps)
+            frame.pict_type = av.video.frame.PictureType.NONE
+            container.mux(video.encode(frame))
+            audio_samples = _encode_audio_until(
+                container,
+                audio,
+                audio_frames,
+                audio_samples,
+                (number + 1) * AUDIO_RATE // fps,
+            )
+            if progress is not None and (
+                number % 10 == 0 or number == total_frames - 1
+            ):
+                progress((number + 1) / total_frames, clock.remaining_sec(number + 1))
     container.mux(video.encode(None))
     _encode_audio_until(container, audio, audio_frames, audio_samples, None)
     container.mux(audio.encode(None))
@@ -329,7 +340,7 @@ def compose_frames(
     total_frames: int,
 ) -> Iterator[av.VideoFrame]:
     """Yield every output frame in order; readers open and close as clips pass."""
-    readers: dict[int, FrameReader] = {}
+    readers = OpenReaders(placements)
     join_at = {join.index: join for join in joins}
     current = 0
     try:
@@ -345,13 +356,12 @@ def compose_frames(
                     number
                     >= placements[index].record_end + placements[index].reach_after
                 ):
-                    _close(readers, index)
+                    readers.release(index, fps)
             yield _frame_at(
                 number, current, placements, join_at, readers, transform, fps
             )
     finally:
-        for index in list(readers):
-            _close(readers, index)
+        readers.close_all()
 
 
 def _frame_at(
@@ -359,7 +369,7 @@ def _frame_at(
     current: int,
     placements: list[ClipPlacement],
     join_at: dict[int, Join],
-    readers: dict[int, FrameReader],
+    readers: OpenReaders,
     transform: FrameTransform,
     fps: Fraction,
 ) -> av.VideoFrame:
@@ -383,7 +393,7 @@ def _blend(
     outgoing_frame: av.VideoFrame | None,
     other: int,
     placements: list[ClipPlacement],
-    readers: dict[int, FrameReader],
+    readers: OpenReaders,
     transform: FrameTransform,
     fps: Fraction,
     incoming_frame: av.VideoFrame | None = None,
@@ -415,12 +425,12 @@ def _source_frame(
     index: int,
     number: int,
     placements: list[ClipPlacement],
-    readers: dict[int, FrameReader],
+    readers: OpenReaders,
     transform: FrameTransform,
     fps: Fraction,
 ) -> av.VideoFrame:
     placement = placements[index]
-    reader = readers.get(index)
+    reader = readers.get(index) or readers.reuse(index)
     if reader is None:
         reader = readers[index] = _open_reader(placement, transform, fps)
     try:
@@ -466,10 +476,65 @@ def _open_reader(
         ) from error
 
 
-def _close(readers: dict[int, FrameReader], index: int) -> None:
-    reader = readers.pop(index, None)
-    if reader is not None:
-        reader.close()
+class OpenReaders(dict[int, FrameReader]):
+    """The readers of the placements on screen, by index, and a few idle ones.
+
+    When a shot ends and a later shot shows more of the same source further on,
+    its reader stays open for it and decodes on instead of opening and seeking
+    again: sources are decoded in order, once each where the edit allows.
+    """
+
+    def __init__(
+        self, placements: list[ClipPlacement], max_idle: int = MAX_IDLE_READERS
+    ) -> None:
+        super().__init__()
+        self.placements = placements
+        self.max_idle = max_idle
+        # By the index of the placement that will use it next.
+        self._idle: dict[int, SourceReader] = {}
+
+    def reuse(self, index: int) -> FrameReader | None:
+        """The idle reader kept for this placement, now its own."""
+        reader = self._idle.pop(index, None)
+        if reader is not None:
+            self[index] = reader
+        return reader
+
+    def release(self, index: int, fps: Fraction) -> None:
+        """A placement's shot is over: keep its reader for a later one, or close it."""
+        reader = self.pop(index, None)
+        if reader is None:
+            return
+        later = self._next_use(index, fps)
+        if not isinstance(reader, SourceReader) or later is None:
+            reader.close()
+            return
+        self._idle[later] = reader
+        while len(self._idle) > self.max_idle:
+            # The one needed last goes first.
+            self._idle.pop(max(self._idle)).close()
+
+    def _next_use(self, index: int, fps: Fraction) -> int | None:
+        """The next placement that shows its source from where this one stopped."""
+        placement = self.placements[index]
+        end_sec = placement.source_sec(
+            placement.record_end + placement.reach_after, fps
+        )
+        for later in range(index + 1, len(self.placements)):
+            other = self.placements[later]
+            if other.path != placement.path or other.push_in is not None:
+                continue
+            start_sec = other.source_sec(other.record_start - other.reach_before, fps)
+            if start_sec < end_sec or later in self._idle or later in self:
+                return None
+            return later
+        return None
+
+    def close_all(self) -> None:
+        for reader in [*self.values(), *self._idle.values()]:
+            reader.close()
+        self.clear()
+        self._idle.clear()
 
 
 def _mix(first: av.VideoFrame, second: av.VideoFrame, weight: float) -> av.VideoFrame:
