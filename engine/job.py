@@ -32,6 +32,7 @@ from engine.export import (
 )
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
+    META,
     PlanOptions,
     Source,
     music_window,
@@ -326,6 +327,7 @@ def plan_stage(
         quality=spec.quality,
     )
     timeline = plan_montage(_still_there(sources, reporter), music, style, options)
+    timeline.metadata[META]["clip_audio_db"] = spec.clip_audio_db
     reporter.progress(1.0)
     return timeline
 
