@@ -163,7 +163,7 @@ class JobSpec:
             )
         frame_rate(self.fps)
         _check_clip_audio(self.clip_audio_db)
-        _check_director(self.director_url, self.director_model)
+        check_director(self.director_url, self.director_model)
         if self.size is not None:
             width, height = self.size
             if not (16 <= width <= 7680 and 16 <= height <= 4320):
@@ -272,7 +272,8 @@ def _check_clip_audio(level_db: float | None) -> None:
         )
 
 
-def _check_director(url: str, model: str) -> None:
+def check_director(url: str, model: str) -> None:
+    """Raise JobSpecError for an AI director URL or model that cannot be used."""
     if not url:
         return
     parts = urllib.parse.urlsplit(url)
