@@ -240,6 +240,9 @@ def _placed_chunks(
         stream = container.streams.audio[0]
         _seek(container, stream, sound.source_start_sec - SEEK_MARGIN_SEC)
         yield from _placed(_resampled(container, stream, rate), sound, rate)
+    except (av.error.FFmpegError, OSError) as error:
+        # The picture decides whether the render goes on; the sound goes quiet.
+        log.warning("Clip sound of %s stops early: %s", Path(sound.path).name, error)
     finally:
         container.close()
 

@@ -16,12 +16,17 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from engine.clip_audio import JOIN_FADE_SEC, shot_sounds
+from engine.clip_audio import JOIN_FADE_SEC, ShotSound, ShotSoundReader, shot_sounds
 from engine.plan import timeline_rate
 from engine.protocol import JobSpec, JobSpecError
 from engine.render import ClipPlacement, Join, read_placements
 from tests.engine_runs import run_engine
-from tests.media import ClipTruth, decode_audio, write_marker_clip
+from tests.media import (
+    ClipTruth,
+    decode_audio,
+    write_marker_clip,
+    write_truncated_copy,
+)
 
 SAMPLE_RATE = 48000
 TONE_AMPLITUDE = 0.1  # what write_marker_clip writes
@@ -292,3 +297,20 @@ def test_the_level_is_stored_in_the_job_and_set_by_the_cli() -> None:
     spec = JobSpec(clips=["/a.mp4"], music="/s.wav", output="/o.mp4")
     spec.clip_audio_db = args.clip_audio
     assert JobSpec.from_json(spec.to_json()).clip_audio_db == -18.0
+
+
+def test_a_clip_cut_short_goes_quiet_where_its_sound_ends(tmp_path: Path) -> None:
+    write_marker_clip(tmp_path / "whole.mkv", frames=100, fps=25, audio=True)
+    size = (tmp_path / "whole.mkv").stat().st_size
+    write_truncated_copy(
+        tmp_path / "whole.mkv", tmp_path / "short.mkv", keep_bytes=size // 2
+    )
+    sound = ShotSound(str(tmp_path / "short.mkv"), 0, 4 * SAMPLE_RATE, 720, 720, 0.0)
+    reader = ShotSoundReader(sound, SAMPLE_RATE)
+
+    blocks = [reader.read(start, start + 4800) for start in range(0, 192_000, 4800)]
+    reader.close()
+
+    tone_db = level_db(np.full(10, TONE_AMPLITUDE / np.sqrt(2)))
+    assert level_db(blocks[5][0]) == pytest.approx(tone_db, abs=1)
+    assert level_db(blocks[-1][0]) < -100
