@@ -7,6 +7,7 @@ takes the window down; cancel asks first (SIGTERM) and kills after a grace perio
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import shlex
@@ -44,7 +45,8 @@ class EngineCommand:
 
     program: str
     arguments: list[str] = field(default_factory=list)
-    environment: dict[str, str] = field(default_factory=dict)
+    # Kept out of reprs: it may carry the AI director's key.
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def default_engine_command(tool: str = "") -> EngineCommand:
@@ -63,6 +65,16 @@ def default_engine_command(tool: str = "") -> EngineCommand:
         # belongs to packaging/.
         return EngineCommand(sys.executable, [tool] if tool else [], {ENGINE_ENV: "1"})
     return EngineCommand(sys.executable, ["-m", f"engine.{tool}" if tool else "engine"])
+
+
+def with_director_key(command: EngineCommand | None, key: str) -> EngineCommand:
+    """The engine command with the AI director's API key in its environment: the
+    key reaches the engine there only, never in the job file or a log."""
+    command = command or default_engine_command()
+    if not key:
+        return command
+    environment = {**command.environment, protocol.DIRECTOR_KEY_ENV: key}
+    return dataclasses.replace(command, environment=environment)
 
 
 class LineBuffer:

@@ -52,6 +52,13 @@ FRAME_RATE_LABELS: dict[int | float, str] = {
     59.94: "59.94 fps (NTSC)",
 }
 QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
+# The clips' own sound under the music, in dB below as recorded (None: off).
+CLIP_AUDIO_LABELS: dict[float | None, str] = {
+    None: "Off (music only)",
+    -18.0: "Quiet, far under the music (-18 dB)",
+    -12.0: "Under the music (-12 dB)",
+    -6.0: "Loud, close to the music (-6 dB)",
+}
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.mts *.m2ts *.mpg *.ogv)"
 AUDIO_FILTER = "Audio (*.mp3 *.m4a *.aac *.wav *.flac *.ogg *.opus)"
 MAX_SEED = 2**31 - 1
@@ -198,6 +205,13 @@ class JobFormWidget(QWidget):
         self.quality_combo = _choice_combo(QUALITY_LABELS)
         self.quality_combo.setCurrentIndex(self.quality_combo.findData("final"))
         form.addRow("Quality", self.quality_combo)
+        self.clip_audio_combo = QComboBox()
+        for level_db, label in CLIP_AUDIO_LABELS.items():
+            self.clip_audio_combo.addItem(label, level_db)
+        self.clip_audio_combo.setToolTip(
+            "Keep each shot's own sound under the song, faded at every cut."
+        )
+        form.addRow("Clip sound", self.clip_audio_combo)
 
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
@@ -234,6 +248,7 @@ class JobFormWidget(QWidget):
             fps=self.fps_combo.currentData(),
             quality=self.quality_combo.currentData(),
             seed=self.seed_spin.value(),
+            clip_audio_db=self.clip_audio_combo.currentData(),
         )
 
     def analyse_song(self) -> None:

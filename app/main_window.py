@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
             self.settings.memory_limit_mb,
             self,
         )
+        self.queue.director_key = self.settings.director_key
         self.exports = TimelineExports(self.queue, export_command, self)
 
         central = QWidget(self)
@@ -207,7 +208,11 @@ class MainWindow(QMainWindow):
         """Queue the form's job; show what is wrong instead if it cannot."""
         self.error_label.hide()
         try:
-            spec = self.form.build_job_spec()
+            spec = dataclasses.replace(
+                self.form.build_job_spec(),
+                director_url=self.settings.director_url,
+                director_model=self.settings.director_model,
+            )
             output = Path(spec.output).expanduser()
             output.parent.mkdir(parents=True, exist_ok=True)
         except protocol.JobSpecError as error:
@@ -240,6 +245,7 @@ class MainWindow(QMainWindow):
         """Use and save new settings."""
         self.settings = settings
         self.queue.set_limits(settings.renders_at_once, settings.memory_limit_mb)
+        self.queue.director_key = settings.director_key
         self.form.set_output_dir(Path(settings.output_dir))
         self._select_quality(settings.default_quality)
         try:

@@ -91,6 +91,10 @@ def describe_summary(summary: dict[str, Any]) -> str:
         ", ".join(part.strip() for part in (shots, length) if part) or "Render complete"
     )
     extras = [f"{key} {summary[key]}" for key in ("style", "seed") if key in summary]
+    if summary.get("prompt_interpreter") == "ai":
+        extras.append("prompt read by the AI director")
+    elif summary.get("prompt_note"):
+        extras.append("prompt read offline")
     return f"{text} ({', '.join(extras)})." if extras else f"{text}."
 
 
@@ -394,6 +398,8 @@ def detail_for(record: JobRecord | None, queue: RenderQueue) -> tuple[str, str, 
         outputs = "\n".join(f"{kind}: {record.outputs[kind]}" for kind in kinds)
         summary = queue.summary(record.id)
         done = f"Done: {describe_summary(summary)}" if summary else "Done."
+        if summary.get("prompt_note"):
+            done += f"\n{summary['prompt_note']}"
         return done, outputs, ""
     if record.status is JobStatus.WAITING and record.stage:
         return record.stage, "", NOTE_STYLE

@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import memory
-from app.engine_process import EngineCommand, EngineProcess
+from app.engine_process import EngineCommand, EngineProcess, with_director_key
 from app.job_store import JobRecord, JobStatus, JobStore, JobStoreError
 from app.qt_compat import emit_signal
 from engine import protocol
@@ -83,6 +83,8 @@ class RenderQueue(QObject):
         self.store = store
         self.renders_at_once = renders_at_once
         self.memory_limit_mb = memory_limit_mb
+        # Given to each engine in its environment (see with_director_key).
+        self.director_key = ""
         self._jobs_dir = jobs_dir
         self._engine_command = engine_command
         self._running: dict[int, RunningJob] = {}
@@ -221,7 +223,8 @@ class RenderQueue(QObject):
         return False
 
     def _start(self, job: JobRecord) -> None:
-        engine = EngineProcess(self._engine_command, self)
+        command = with_director_key(self._engine_command, self.director_key)
+        engine = EngineProcess(command, self)
         running = RunningJob(job.id, engine)
         self._running[job.id] = running
         self._connect(running)

@@ -55,6 +55,12 @@ class AppSettings:
     renders_at_once: int = 1
     memory_limit_mb: int = DEFAULT_LIMIT_MB
     default_quality: str = "final"
+    # The AI director (optional): an OpenAI-compatible endpoint and its model. The
+    # key stays in this file (readable by its owner only) and reaches the engine
+    # in its environment, never in a job file or a log.
+    director_url: str = ""
+    director_model: str = ""
+    director_key: str = dataclasses.field(default="", repr=False)
 
     def checked(self) -> AppSettings:
         """The same settings with every value brought into its allowed range."""
@@ -67,6 +73,9 @@ class AppSettings:
                 MAX_MEMORY_LIMIT_MB, max(MIN_MEMORY_LIMIT_MB, self.memory_limit_mb)
             ),
             default_quality=quality if quality in protocol.QUALITIES else "final",
+            director_url=str(self.director_url).strip(),
+            director_model=str(self.director_model).strip(),
+            director_key=str(self.director_key).strip(),
         )
 
 
@@ -89,6 +98,9 @@ def save_settings(settings: AppSettings, path: Path | None = None) -> None:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
+    # Created private before the key is written into it.
+    temporary.touch(mode=0o600)
+    temporary.chmod(0o600)
     temporary.write_text(
         json.dumps(dataclasses.asdict(settings), indent=2), encoding="utf-8"
     )

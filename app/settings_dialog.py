@@ -1,4 +1,5 @@
-"""The settings dialog: output folder, renders at once, memory limit, quality."""
+"""The settings dialog: output folder, renders at once, memory limit, quality, and
+the AI director's endpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -23,6 +25,7 @@ from app.settings import (
     MIN_MEMORY_LIMIT_MB,
     AppSettings,
 )
+from engine import protocol
 
 QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
 
@@ -72,6 +75,7 @@ class SettingsDialog(QDialog):
             max(0, self.quality_combo.findData(settings.default_quality))
         )
         form.addRow("Default quality", self.quality_combo)
+        self._add_director_rows(form, settings)
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -79,6 +83,44 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _add_director_rows(self, form: QFormLayout, settings: AppSettings) -> None:
+        self.director_url_edit = QLineEdit(settings.director_url)
+        self.director_url_edit.setPlaceholderText(
+            "Optional: http://localhost:11434/v1 (Ollama), :1234/v1 (LM Studio)"
+        )
+        form.addRow("AI director URL", self.director_url_edit)
+        self.director_model_edit = QLineEdit(settings.director_model)
+        self.director_model_edit.setPlaceholderText("The model, e.g. llama3.2")
+        form.addRow("AI director model", self.director_model_edit)
+        self.director_key_edit = QLineEdit(settings.director_key)
+        self.director_key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.director_key_edit.setPlaceholderText("Only for a hosted endpoint")
+        form.addRow("AI director key", self.director_key_edit)
+        note = QLabel(
+            "The AI director reads the prompt into the style. When it is not set, "
+            "slow, unreachable or answers nonsense, the offline rules read it, and "
+            "the job says which did. The key never goes into a job file or log."
+        )
+        note.setWordWrap(True)
+        note.setEnabled(False)
+        form.addRow("", note)
+        self.director_error_label = QLabel()
+        self.director_error_label.setWordWrap(True)
+        self.director_error_label.setStyleSheet("QLabel { color: #b00020; }")
+        self.director_error_label.hide()
+        form.addRow("", self.director_error_label)
+
+    def accept(self) -> None:
+        """Close only with an AI director address the engine can use."""
+        settings = self.settings()
+        try:
+            protocol.check_director(settings.director_url, settings.director_model)
+        except protocol.JobSpecError as error:
+            self.director_error_label.setText(str(error))
+            self.director_error_label.show()
+            return
+        super().accept()
 
     def settings(self) -> AppSettings:
         """The settings as the dialog shows them, each within its range."""
@@ -88,6 +130,9 @@ class SettingsDialog(QDialog):
             renders_at_once=self.renders_spin.value(),
             memory_limit_mb=self.memory_spin.value(),
             default_quality=self.quality_combo.currentData(),
+            director_url=self.director_url_edit.text(),
+            director_model=self.director_model_edit.text(),
+            director_key=self.director_key_edit.text(),
         ).checked()
 
     def _choose_output_dir(self) -> None:

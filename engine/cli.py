@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from engine.protocol import (
     ASPECTS,
+    DIRECTOR_KEY_ENV,
     EXPORT_FORMATS,
     FITS,
     QUALITIES,
@@ -21,6 +22,7 @@ from engine.protocol import (
 )
 
 BAR_WIDTH = 30
+DEFAULT_CLIP_AUDIO_DB = -12.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"timelines to write beside the video: comma list of "
         f"{', '.join(EXPORT_FORMATS)}, or all (the .otio is always written)",
     )
+    render.add_argument(
+        "--clip-audio",
+        type=_clip_audio_db,
+        nargs="?",
+        const=DEFAULT_CLIP_AUDIO_DB,
+        metavar="DB",
+        help="keep the clips' own sound under the music, DB below its recorded "
+        f"level (default {-DEFAULT_CLIP_AUDIO_DB:g})",
+    )
+    render.add_argument(
+        "--director-url",
+        default="",
+        help="an OpenAI-compatible endpoint (http://localhost:11434/v1) that reads "
+        f"the prompt; its key comes from ${DIRECTOR_KEY_ENV}",
+    )
+    render.add_argument("--director-model", default="", help="the model it runs")
     render.add_argument(
         "--json", action="store_true", help="print events as JSON lines"
     )
@@ -96,6 +114,14 @@ def _fps(text: str) -> int | float:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate") from error
     return int(value) if value.is_integer() else value
+
+
+def _clip_audio_db(text: str) -> float:
+    """A level below the clips' own, given as 12 or -12 alike."""
+    try:
+        return -abs(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a level in dB") from error
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -215,6 +241,9 @@ def render(args: argparse.Namespace) -> int:
             seed=args.seed,
             chronological=args.chronological,
             export=args.export,
+            clip_audio_db=args.clip_audio,
+            director_url=args.director_url,
+            director_model=args.director_model,
         )
     except JobSpecError as error:
         sys.stderr.write(f"montage-ai: {error}\n")

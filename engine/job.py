@@ -15,6 +15,7 @@ from typing import Any
 import opentimelineio as otio
 
 from engine.analysis import ClipAnalysis, analyze_clip
+from engine.director import start_director
 from engine.errors import (
     DiskFullError,
     EngineError,
@@ -32,6 +33,7 @@ from engine.export import (
 )
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
+    META,
     PlanOptions,
     Source,
     music_window,
@@ -40,7 +42,6 @@ from engine.plan import (
     timeline_rate,
 )
 from engine.probe import MediaInfo, expand_inputs, probe_media
-from engine.prompt import interpret_prompt
 from engine.protocol import (
     Event,
     JobSpec,
@@ -119,15 +120,17 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     reporter = StageReporter(emit)
     # Mistakes in the job are reported before any long analysis.
-    style = interpret_prompt(spec.prompt, load_style(spec.style))
+    director = start_director(spec, load_style(spec.style))
     check_output_folder(output)
     remove_stale_temp_files([output, *export_paths(output, spec.export)])
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
-    timeline = plan_stage(spec, sources, music, style, seed, reporter)
+    chosen = director.outcome(reporter.emit)
+    timeline = plan_stage(spec, sources, music, chosen.style, seed, reporter)
     outputs = render_stage(timeline, output, spec.export, reporter)
-    summary = _summary(timeline, seed, style, len(sources))
+    summary = _summary(timeline, seed, chosen.style, len(sources))
+    summary.update(prompt_interpreter=chosen.interpreter, prompt_note=chosen.note)
     event = make_finished(outputs, summary)
     emit(event)
     return event.data
@@ -326,6 +329,7 @@ def plan_stage(
         quality=spec.quality,
     )
     timeline = plan_montage(_still_there(sources, reporter), music, style, options)
+    timeline.metadata[META]["clip_audio_db"] = spec.clip_audio_db
     reporter.progress(1.0)
     return timeline
 

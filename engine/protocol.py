@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -57,6 +58,11 @@ STAGES = ("probe", "music", "clips", "plan", "render", "export")
 # Whole rates whose NTSC variant (x 1000/1001) a job may ask for.
 NTSC_BASES = (24, 30, 48, 60, 120)
 OUTPUT_SUFFIXES = (".mp4", ".m4v")
+# The clips' own sound under the music, in dB below as recorded (None: off).
+CLIP_AUDIO_DB_RANGE = (-60.0, 0.0)
+# The AI director's API key reaches the engine in this environment variable only,
+# never in a job file.
+DIRECTOR_KEY_ENV = "MONTAGE_AI_DIRECTOR_KEY"
 
 
 class ErrorCode(enum.StrEnum):
@@ -118,6 +124,10 @@ class JobSpec:
     seed: int | None = None
     chronological: bool = False
     export: list[str] = field(default_factory=lambda: ["otio"])
+    clip_audio_db: float | None = None
+    # An OpenAI-compatible chat endpoint reads the prompt when set (the AI director).
+    director_url: str = ""
+    director_model: str = ""
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
@@ -152,6 +162,8 @@ class JobSpec:
                 f"Duration {self.duration_sec} s is out of range: use 1 to 7200 s."
             )
         frame_rate(self.fps)
+        _check_clip_audio(self.clip_audio_db)
+        check_director(self.director_url, self.director_model)
         if self.size is not None:
             width, height = self.size
             if not (16 <= width <= 7680 and 16 <= height <= 4320):
@@ -202,6 +214,9 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "quality": ((str,), "preview or final"),
     "seed": ((int, type(None)), "a whole number or null"),
     "chronological": ((bool,), "true or false"),
+    "clip_audio_db": ((int, float, type(None)), "a level in dB or null"),
+    "director_url": ((str,), "an http(s) URL or empty"),
+    "director_model": ((str,), "a model name or empty"),
     "version": ((int,), "a whole number"),
 }
 
@@ -246,6 +261,36 @@ def frame_rate(fps: float) -> Fraction:
         f"Frame rate {fps} is not one we can render: use a whole number from 1 to "
         "120, or 23.976, 29.97, 47.952, 59.94 or 119.88."
     )
+
+
+def _check_clip_audio(level_db: float | None) -> None:
+    low, high = CLIP_AUDIO_DB_RANGE
+    if level_db is not None and not low <= level_db <= high:
+        raise JobSpecError(
+            f"Clip sound level {level_db} dB is out of range: use {low:g} to "
+            f"{high:g} dB under the clips' own level, or leave it off."
+        )
+
+
+def check_director(url: str, model: str) -> None:
+    """Raise JobSpecError for an AI director URL or model that cannot be used."""
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise JobSpecError(
+            f"The AI director URL {url!r} is not an http or https address: use one "
+            "like http://localhost:11434/v1, or leave it empty."
+        )
+    if parts.username or parts.password or parts.query:
+        raise JobSpecError(
+            "The AI director URL holds a user name, password or query: give the "
+            "key in Settings (or MONTAGE_AI_DIRECTOR_KEY), never in the URL."
+        )
+    if not model:
+        raise JobSpecError(
+            "The AI director needs a model name with its URL (for example llama3.2)."
+        )
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import opentimelineio as otio
 
+from engine.clip_audio import with_clip_sound
 from engine.errors import DiskFullError, MediaError, OutputError, RenderError
 from engine.frames import (
     FrameReader,
@@ -280,6 +281,9 @@ def _encode_all(
     )
     transform = FrameTransform(width, height, meta["fit"], meta["grade"], fps=fps)
     placements, joins = read_placements(timeline)
+    audio_frames = with_clip_sound(
+        audio_frames, placements, joins, fps, meta.get("clip_audio_db")
+    )
     clock = _Eta(total_frames)
     audio_samples = 0
     # Decoding and shaping run a few frames ahead in their own thread.

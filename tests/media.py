@@ -216,6 +216,16 @@ def _tone(length: int, sample_rate: int, hz: float, amplitude: float) -> np.ndar
     return (amplitude * np.sin(2 * np.pi * hz * t_sec)).astype(np.float32)
 
 
+def _chirp(
+    length: int, sample_rate: int, hz: tuple[float, float], amplitude: float
+) -> np.ndarray:
+    """A sine sweeping linearly from hz[0] at its start to hz[1] at its end."""
+    t_sec = np.arange(length) / sample_rate
+    sweep_per_sec = (hz[1] - hz[0]) / max(t_sec[-1], 1e-9) if length else 0.0
+    phase = 2 * np.pi * (hz[0] * t_sec + 0.5 * sweep_per_sec * t_sec**2)
+    return (amplitude * np.sin(phase)).astype(np.float32)
+
+
 def _click(sample_rate: int, accent: bool) -> np.ndarray:
     # A cosine starts at its peak: the onset is the first sample, sharp.
     t_sec = np.arange(round(0.015 * sample_rate)) / sample_rate
@@ -331,6 +341,7 @@ def write_marker_clip(
     audio: bool = False,
     gop: int | None = None,
     timecode: str | None = None,
+    tone_hz: tuple[float, float] = (440.0, 440.0),
 ) -> ClipTruth:
     """Write a clip whose every frame shows its index as a marker.
 
@@ -339,7 +350,8 @@ def write_marker_clip(
     upright once rotated counter-clockwise by rotation. Each index in cuts starts
     a new shot. vfr alternates frame intervals of 0.6/fps and 1.4/fps. fps may be
     a Fraction (30000/1001). timecode ("01:00:10:05") becomes the start timecode
-    (a tmcd track in MOV and MP4).
+    (a tmcd track in MOV and MP4). With audio, a tone of amplitude 0.1 from 0 s,
+    sweeping linearly over the clip from tone_hz[0] to tone_hz[1].
     """
     _check_clip_args(frames, rotation, cuts)
     if Path(path).suffix.lower() == ".avi" and (rotation or vfr or start_sec):
@@ -374,7 +386,7 @@ def write_marker_clip(
         )
         _mux_marker_frames(container, video, truth)
         if tone_stream is not None:
-            tone = _tone(round(truth.end_sec * 48000), 48000, 440.0, 0.1)
+            tone = _chirp(round(truth.end_sec * 48000), 48000, tone_hz, 0.1)
             _mux_samples(container, tone_stream, np.tile(tone, (2, 1)), sample_format)
     return truth
 

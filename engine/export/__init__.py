@@ -17,6 +17,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from engine.clip_audio import clip_sound_warnings
 from engine.errors import EngineError, InvalidJobError, OutputError
 from engine.export.common import missing_sources
 from engine.plan import META
@@ -107,6 +108,7 @@ def build_exports(
         files = {
             base.with_name(base.name + suffix): text for suffix, text in texts.items()
         }
+        warnings += clip_sound_warnings(timeline, name)
         exports.append(Export(name, files, main_path, warnings))
     return exports
 
