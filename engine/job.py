@@ -326,8 +326,29 @@ def plan_stage(
         quality=spec.quality,
     )
     timeline = plan_montage(_still_there(sources, reporter), music, style, options)
+    _enhance(spec, timeline, reporter)
     reporter.progress(1.0)
     return timeline
+
+
+def _enhance(
+    spec: JobSpec, timeline: otio.schema.Timeline, reporter: StageReporter
+) -> None:
+    """Reframing and upscaling (engine.reframe, engine.upscale), when asked for."""
+    if spec.reframe != "off":
+        from engine.reframe import add_follow_paths
+
+        add_follow_paths(timeline, spec.reframe, reporter.progress)
+    if spec.upscale != "off":
+        from engine.upscale import prepare_upscale, slow_upscale_warning
+
+        def warn(message: str) -> None:
+            reporter.emit(make_warning("upscaler_unavailable", message))
+
+        plan = prepare_upscale(timeline, spec.upscale, warn)
+        slow = slow_upscale_warning(plan)
+        if slow:
+            reporter.emit(make_warning("upscale_time", slow))
 
 
 def _warn_about_changed_options(
