@@ -340,7 +340,7 @@ def _enhance(
 
         add_follow_paths(timeline, spec.reframe, reporter.progress)
     if spec.upscale != "off":
-        from engine.upscale import prepare_upscale, slow_upscale_warning
+        from engine.upscale_plan import prepare_upscale, slow_upscale_warning
 
         def warn(message: str) -> None:
             reporter.emit(make_warning("upscaler_unavailable", message))
