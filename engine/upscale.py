@@ -41,7 +41,7 @@ MODEL_NAME = "realesr-animevideov3"
 TILE_PX = 128
 # Seconds per megapixel of source when no calibration ran (2 CPU cores, x2).
 DEFAULT_SEC_PER_MEGAPIXEL = {"cpu": 15.0, "gpu": 0.5, "lanczos": 0.01}
-CALIBRATION_SIZE = (192, 108)
+CALIBRATION_SIZE = (320, 180)
 # The cache of upscaled frames is trimmed to this size, oldest first.
 CACHE_LIMIT_BYTES = 4 * 1024**3
 PROBE_TIMEOUT_SEC = 60

@@ -11,15 +11,12 @@ from typing import Any
 import numpy as np
 import opentimelineio as otio
 
-from engine import cache
 from engine.follow import display_size
 from engine.plan import META, timeline_rate
 from engine.probe import MediaInfo
 from engine.upscale import (
     CALIBRATION_SIZE,
     DEFAULT_SEC_PER_MEGAPIXEL,
-    MODEL_NAME,
-    TILE_PX,
     UpscalerUnavailableError,
     choose_device,
     upscale_factor,
@@ -106,16 +103,18 @@ def slow_upscale_warning(plan: dict[str, Any] | None) -> str | None:
     )
 
 
+_measured: dict[str, float] = {}
+
+
 def sec_per_megapixel(method: str) -> float:
-    """Seconds per megapixel of source for a method: a tiny calibration run once
-    per machine and library (cached), or the table when it cannot run."""
+    """Seconds per megapixel of source: a calibration of a fraction of a second,
+    once per process so that it sees how busy the machine is now; the table when
+    the library cannot run."""
     if method == "lanczos":
         return DEFAULT_SEC_PER_MEGAPIXEL["lanczos"]
     device = method.removeprefix("realesrgan-")
-    key = f"{device}-{TILE_PX}-{MODEL_NAME}"
-    cached = cache.load("upscale-speed", key, lambda data: float(data["sec_per_mp"]))
-    if cached is not None:
-        return cached
+    if device in _measured:
+        return _measured[device]
     try:
         upscaler = upscaler_for(device)
         width, height = CALIBRATION_SIZE
@@ -125,12 +124,12 @@ def sec_per_megapixel(method: str) -> float:
         upscaler.upscale_bgr(picture[:32, :32], 2)  # loads the network first
         started = time.monotonic()
         upscaler.upscale_bgr(picture, 2)
-        measured = (time.monotonic() - started) / (width * height / 1e6)
+        elapsed_sec = time.monotonic() - started
     except UpscalerUnavailableError as error:
         log.warning("No upscaler calibration: %s", error)
         return DEFAULT_SEC_PER_MEGAPIXEL[device]
-    cache.store("upscale-speed", key, {"sec_per_mp": measured})
-    return measured
+    _measured[device] = elapsed_sec / (width * height / 1e6)
+    return _measured[device]
 
 
 def describe_method(method: str) -> str:
