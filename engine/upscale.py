@@ -118,8 +118,9 @@ def probe_gpu() -> bool:
 class RealEsrganUpscaler:
     """Real-ESRGAN on one device, with one network per scale, loaded on demand."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, tile_px: int = TILE_PX) -> None:
         self.device = device
+        self.tile_px = tile_px
         self.module = library_module()
         self._networks: dict[int, Any] = {}
 
@@ -128,7 +129,7 @@ class RealEsrganUpscaler:
             gpu_id = 0 if self.device == "gpu" else -1
             try:
                 self._networks[scale] = self.module.Realesrgan(
-                    gpuid=gpu_id, tilesize=TILE_PX, model=MODEL_BY_SCALE[scale]
+                    gpuid=gpu_id, tilesize=self.tile_px, model=MODEL_BY_SCALE[scale]
                 )
             except (RuntimeError, AssertionError, AttributeError) as error:
                 raise UpscalerUnavailableError(
