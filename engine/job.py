@@ -338,7 +338,15 @@ def _enhance(
     if spec.reframe != "off":
         from engine.reframe import add_follow_paths
 
-        add_follow_paths(timeline, spec.reframe, reporter.progress)
+        if not any(
+            add_follow_paths(timeline, spec.reframe, reporter.progress).values()
+        ):
+            message = (
+                f"Reframe {spec.reframe!r} changed nothing: every clip has the "
+                f"output's {spec.aspect} shape (or is a still picture), so there is "
+                "no room to move the crop. Choose 9:16 or 1:1 to follow the subject."
+            )
+            reporter.emit(make_warning("reframe", message))
     if spec.upscale != "off":
         from engine.upscale_plan import prepare_upscale, slow_upscale_warning
 

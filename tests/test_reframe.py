@@ -268,3 +268,14 @@ def test_exports_say_the_follow_path_is_not_in_the_editor_timeline(
     exports = build_exports(timeline, tmp_path / "again", ["fcp7", "mlt"])
     for export in exports:
         assert any("follows the subject" in w for w in export.warnings)
+
+
+def test_reframing_a_clip_of_the_outputs_shape_says_it_changed_nothing(
+    walking_face: SubjectTruth, song: Path, tmp_path: Path
+) -> None:
+    _, timeline, events = render(
+        walking_face.path, song, tmp_path, (320, 180), reframe="normal", aspect="16:9"
+    )
+    warnings = [e.data for e in events if e.kind is EventKind.WARNING]
+    assert [w["code"] for w in warnings] == ["reframe"]
+    assert not any("follow" in clip.metadata[META] for clip in video_clips(timeline))
