@@ -189,9 +189,11 @@ def _overlap(first: Box, second: Box) -> bool:
 
 
 def _cache_key(path: str, span_sec: tuple[float, float]) -> str:
-    parameters = [DETECT_VERSION, DETECT_RATE_PER_SEC, DETECT_SIZE_PX,
-                  FACE_MIN_FRACTION, FACE_CASCADE, MOTION_SIZE_PX, MOTION_THRESHOLD,
-                  MOTION_MIN_SHARE, round(span_sec[0], 3), round(span_sec[1], 3)]  # fmt: skip
+    parameters = [
+        DETECT_VERSION, DETECT_RATE_PER_SEC, DETECT_SIZE_PX, FACE_MIN_FRACTION,
+        FACE_CASCADE, MOTION_SIZE_PX, MOTION_THRESHOLD, MOTION_MIN_SHARE,
+        round(span_sec[0], 3), round(span_sec[1], 3),
+    ]  # fmt: skip
     digest = hashlib.sha256(json.dumps(parameters).encode()).hexdigest()[:16]
     return f"{cache.content_hash(path)}-{digest}"
 

@@ -56,8 +56,9 @@ def prepare_upscale(
     megapixels = sum(
         _frames_shown(clip, timeline) * _megapixels(clip) for clip, _ in marked
     )
-    plan = {"mode": mode, "method": method, "frames": frames,
-            "estimate_sec": round(megapixels * sec_per_megapixel(method), 1)}  # fmt: skip
+    estimate_sec = round(megapixels * sec_per_megapixel(method), 1)
+    plan = {"mode": mode, "method": method, "frames": frames}
+    plan["estimate_sec"] = estimate_sec
     for clip, scale in marked:
         clip.metadata[META]["upscale"] = {"scale": scale, "method": method}
     meta["upscale"] = plan
