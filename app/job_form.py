@@ -34,6 +34,11 @@ from app.drop_widgets import ClipListWidget, SongLineEdit
 from app.engine_process import EngineCommand
 from app.media_inspector import MediaInspector
 from app.style_catalog import DEFAULT_STYLE, load_style_choices
+from app.upscale_estimate import (
+    DEFAULT_DURATION_SEC,
+    EstimateRequest,
+    UpscaleEstimateLabel,
+)
 from app.waveform_view import WaveformView
 from engine import protocol
 
@@ -58,6 +63,17 @@ CLIP_AUDIO_LABELS: dict[float | None, str] = {
     -18.0: "Quiet, far under the music (-18 dB)",
     -12.0: "Under the music (-12 dB)",
     -6.0: "Loud, close to the music (-6 dB)",
+}
+REFRAME_LABELS = {
+    "off": "Off (crop in the centre)",
+    "calm": "Follow the subject, calm",
+    "normal": "Follow the subject",
+    "fast": "Follow the subject, fast",
+}
+UPSCALE_LABELS = {
+    "off": "Off",
+    "auto": "Clips smaller than the output (Real-ESRGAN)",
+    "on": "Every clip (Real-ESRGAN)",
 }
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.m4v *.mkv *.webm *.avi *.mts *.m2ts *.mpg *.ogv)"
 AUDIO_FILTER = "Audio (*.mp3 *.m4a *.aac *.wav *.flac *.ogg *.opus)"
@@ -88,6 +104,8 @@ class JobFormWidget(QWidget):
         self._output_dir = output_dir or default_output_dir()
         self._default_output = ""
         self._analysed_song = ""
+        self._song_duration_sec = 0.0
+        self._inspect_command = inspect_command
         self.inspector = MediaInspector(inspect_command, self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -212,6 +230,7 @@ class JobFormWidget(QWidget):
             "Keep each shot's own sound under the song, faded at every cut."
         )
         form.addRow("Clip sound", self.clip_audio_combo)
+        self._add_look_rows(form)
 
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
@@ -228,6 +247,41 @@ class JobFormWidget(QWidget):
         self.choose_output_button = QPushButton("Change…")
         self.choose_output_button.clicked.connect(self._choose_output)
         form.addRow("Save as", _row(self.output_edit, self.choose_output_button))
+
+    def _add_look_rows(self, form: QFormLayout) -> None:
+        """Reframing and upscaling, with the upscaling time the engine estimates."""
+        self.reframe_combo = _choice_combo(REFRAME_LABELS)
+        self.reframe_combo.setToolTip(
+            "For vertical and square montages: the crop follows faces, or else "
+            "what moves, instead of staying in the centre."
+        )
+        form.addRow("Reframe", self.reframe_combo)
+        self.upscale_combo = _choice_combo(UPSCALE_LABELS)
+        self.upscale_combo.setToolTip(
+            "Real-ESRGAN sharpens small clips as they are enlarged; on a CPU it "
+            "takes seconds a frame."
+        )
+        form.addRow("Upscale", self.upscale_combo)
+        self.upscale_estimate = UpscaleEstimateLabel(self._inspect_command, self)
+        form.addRow("", self.upscale_estimate)
+        for combo in (self.upscale_combo, self.aspect_combo, self.quality_combo,
+                      self.fps_combo):  # fmt: skip
+            combo.currentIndexChanged.connect(self._refresh_upscale_estimate)
+        self.duration_spin.valueChanged.connect(self._refresh_upscale_estimate)
+        self.clip_list.clips_changed.connect(self._refresh_upscale_estimate)
+
+    def _refresh_upscale_estimate(self) -> None:
+        duration_sec = self.duration_spin.value() or self._song_duration_sec
+        self.upscale_estimate.request(
+            EstimateRequest(
+                mode=self.upscale_combo.currentData(),
+                aspect=self.aspect_combo.currentData(),
+                quality=self.quality_combo.currentData(),
+                duration_sec=float(duration_sec or DEFAULT_DURATION_SEC),
+                fps=float(self.fps_combo.currentData()),
+                clips=tuple(self.clip_list.paths()),
+            )
+        )
 
     # Reading the form
 
@@ -249,6 +303,8 @@ class JobFormWidget(QWidget):
             quality=self.quality_combo.currentData(),
             seed=self.seed_spin.value(),
             clip_audio_db=self.clip_audio_combo.currentData(),
+            reframe=self.reframe_combo.currentData(),
+            upscale=self.upscale_combo.currentData(),
         )
 
     def analyse_song(self) -> None:
@@ -271,6 +327,7 @@ class JobFormWidget(QWidget):
         """Stop describing media: for closing the window."""
         self._song_timer.stop()
         self.inspector.shutdown()
+        self.upscale_estimate.shutdown()
 
     def output_is_default(self) -> bool:
         """True while the output is the generated name, untouched by the user."""
@@ -295,6 +352,9 @@ class JobFormWidget(QWidget):
         if info["path"] != self._analysed_song:
             return  # a song the user has since replaced
         self.waveform_view.show_music(info)
+        if isinstance(info.get("duration_sec"), (int, float)):
+            self._song_duration_sec = float(info["duration_sec"])
+            self._refresh_upscale_estimate()
         tempo_bpm = info.get("tempo_bpm")
         if info.get("ok") and isinstance(tempo_bpm, (int, float)):
             self.tempo_label.setText(f"<b>{tempo_bpm:.0f}</b> BPM")

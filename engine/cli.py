@@ -14,6 +14,8 @@ from engine.protocol import (
     EXPORT_FORMATS,
     FITS,
     QUALITIES,
+    REFRAMES,
+    UPSCALES,
     Event,
     EventKind,
     JobSpec,
@@ -51,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--quality", choices=QUALITIES, default="final")
     render.add_argument("--seed", type=int, help="same seed, same edit")
     render.add_argument("--chronological", action="store_true")
+    render.add_argument(
+        "--reframe",
+        choices=REFRAMES,
+        default="off",
+        help="follow faces (else motion) with the crop window, at this speed",
+    )
+    render.add_argument(
+        "--upscale",
+        choices=UPSCALES,
+        default="off",
+        help="Real-ESRGAN for clips smaller than the output (auto) or all (on); "
+        "slow on a CPU",
+    )
     render.add_argument(
         "--export",
         type=export_formats,
@@ -244,6 +259,8 @@ def render(args: argparse.Namespace) -> int:
             clip_audio_db=args.clip_audio,
             director_url=args.director_url,
             director_model=args.director_model,
+            reframe=args.reframe,
+            upscale=args.upscale,
         )
     except JobSpecError as error:
         sys.stderr.write(f"montage-ai: {error}\n")

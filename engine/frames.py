@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -250,9 +250,12 @@ class SourceReader:
         rotation: int,
         sample_aspect: tuple[int, int],
         rate: Fraction,
+        before_shape: Callable[[av.VideoFrame], av.VideoFrame] | None = None,
     ) -> None:
         _check_still_there(path, "clip")
         self.path = path
+        # Runs on each decoded frame shown, before the graph (the upscaler).
+        self.before_shape = before_shape
         self.transform = transform
         self.rotation = rotation
         self.sample_aspect = sample_aspect
@@ -381,10 +384,11 @@ class SourceReader:
     def _shape(self, frame: av.VideoFrame) -> av.VideoFrame:
         if frame is self._shaped_for and self._shaped is not None:
             return self._shaped
+        source = frame if self.before_shape is None else self.before_shape(frame)
         graph = self.transform.graph_for(
-            frame, self.rotation, self.sample_aspect, self.stream.time_base
+            source, self.rotation, self.sample_aspect, self.stream.time_base
         )
-        graph.push(frame)
+        graph.push(source)
         shaped = graph.pull()
         assert isinstance(shaped, av.VideoFrame)
         self._shaped_for, self._shaped = frame, shaped

@@ -1,4 +1,5 @@
-"""`python -m engine.inspect clips PATH... | music SONG`: media facts for the window.
+"""`python -m engine.inspect clips PATH... | music SONG | upscale ...`: media facts
+for the window.
 
 The app never decodes media itself: it runs this short subprocess and reads one
 JSON event per file (clip_info or music_info) from its stdout. A file that is not
@@ -125,10 +126,38 @@ def waveform_peaks(samples: np.ndarray, points: int) -> list[float]:
     return [round(float(p) / top, 3) for p in peaks]
 
 
+def describe_upscale(argv: list[str]) -> dict[str, Any]:
+    """The cost of upscaling for `upscale MODE ASPECT QUALITY DURATION_SEC FPS
+    CLIP...` (engine.upscale_plan.estimate_upscale)."""
+    from engine.plan import output_size
+    from engine.upscale_plan import estimate_upscale
+
+    mode, aspect, quality, duration_text, fps_text, *clips = argv
+    infos = []
+    for path in expand_inputs(clips):
+        try:
+            infos.append(probe_media(path))
+        except EngineError as error:
+            log.warning("Left out of the upscale estimate: %s", error.message)
+    size = output_size(aspect, quality, None)
+    fps = float(fps_text)
+    frames = round(float(duration_text) * fps)
+    return estimate_upscale(infos, mode, size, "crop", frames, fps)
+
+
+USAGE = (
+    "usage: python -m engine.inspect clips PATH... | music SONG | upscale MODE "
+    "ASPECT QUALITY DURATION_SEC FPS CLIP...\n"
+)
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    if argv[:1] == ["upscale"] and len(argv) >= 7:
+        emit(EventKind.UPSCALE_INFO, describe_upscale(argv[1:]))
+        return 0
     if len(argv) < 2 or argv[0] not in ("clips", "music"):
-        sys.stderr.write("usage: python -m engine.inspect clips PATH... | music SONG\n")
+        sys.stderr.write(USAGE)
         return 2
     if argv[0] == "music":
         emit(EventKind.MUSIC_INFO, describe_music(Path(argv[1])))

@@ -330,8 +330,37 @@ def plan_stage(
     )
     timeline = plan_montage(_still_there(sources, reporter), music, style, options)
     timeline.metadata[META]["clip_audio_db"] = spec.clip_audio_db
+    _enhance(spec, timeline, reporter)
     reporter.progress(1.0)
     return timeline
+
+
+def _enhance(
+    spec: JobSpec, timeline: otio.schema.Timeline, reporter: StageReporter
+) -> None:
+    """Reframing and upscaling (engine.reframe, engine.upscale), when asked for."""
+    if spec.reframe != "off":
+        from engine.reframe import add_follow_paths
+
+        if not any(
+            add_follow_paths(timeline, spec.reframe, reporter.progress).values()
+        ):
+            message = (
+                f"Reframe {spec.reframe!r} changed nothing: every clip has the "
+                f"output's {spec.aspect} shape (or is a still picture), so there is "
+                "no room to move the crop. Choose 9:16 or 1:1 to follow the subject."
+            )
+            reporter.emit(make_warning("reframe", message))
+    if spec.upscale != "off":
+        from engine.upscale_plan import prepare_upscale, slow_upscale_warning
+
+        def warn(message: str) -> None:
+            reporter.emit(make_warning("upscaler_unavailable", message))
+
+        plan = prepare_upscale(timeline, spec.upscale, warn)
+        slow = slow_upscale_warning(plan)
+        if slow:
+            reporter.emit(make_warning("upscale_time", slow))
 
 
 def _warn_about_changed_options(

@@ -19,6 +19,10 @@ PROTOCOL_VERSION = 1
 ASPECTS = ("16:9", "9:16", "1:1")
 FITS = ("crop", "fit")
 QUALITIES = ("preview", "final")
+# Smart reframing: off (centred crop) or following the subject at a speed.
+REFRAMES = ("off", "calm", "normal", "fast")
+# Real-ESRGAN: off, auto (sources smaller than the output) or on (every source).
+UPSCALES = ("off", "auto", "on")
 # Timeline formats for editors; the .otio is always written beside a render.
 EXPORT_FORMATS = ("otio", "fcp7", "fcpxml", "edl", "mlt", "csv")
 EXPORT_SUFFIXES = {
@@ -128,6 +132,8 @@ class JobSpec:
     # An OpenAI-compatible chat endpoint reads the prompt when set (the AI director).
     director_url: str = ""
     director_model: str = ""
+    reframe: str = "off"
+    upscale: str = "off"
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
@@ -155,6 +161,13 @@ class JobSpec:
         _check_choice("aspect", self.aspect, ASPECTS)
         _check_choice("fit", self.fit, FITS)
         _check_choice("quality", self.quality, QUALITIES)
+        _check_choice("reframe", self.reframe, REFRAMES)
+        _check_choice("upscale", self.upscale, UPSCALES)
+        if self.reframe != "off" and self.fit != "crop":
+            raise JobSpecError(
+                f"Reframe {self.reframe!r} moves a crop window, and fit {self.fit!r} "
+                "does not crop: use fit 'crop', or reframe 'off'."
+            )
         for name in self.export:
             _check_choice("export format", name, EXPORT_FORMATS)
         if self.duration_sec is not None and not 1.0 <= self.duration_sec <= 7200:
@@ -217,6 +230,8 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "clip_audio_db": ((int, float, type(None)), "a level in dB or null"),
     "director_url": ((str,), "an http(s) URL or empty"),
     "director_model": ((str,), "a model name or empty"),
+    "reframe": ((str,), "off, calm, normal or fast"),
+    "upscale": ((str,), "off, auto or on"),
     "version": ((int,), "a whole number"),
 }
 
@@ -310,6 +325,8 @@ class EventKind(enum.StrEnum):
     # From `python -m engine.inspect`, which describes media for the window.
     CLIP_INFO = "clip_info"
     MUSIC_INFO = "music_info"
+    # From `python -m engine.inspect upscale`: what upscaling a job would cost.
+    UPSCALE_INFO = "upscale_info"
 
 
 @dataclass
@@ -339,6 +356,7 @@ _REQUIRED: dict[EventKind, dict[str, type | tuple[type, ...]]] = {
     EventKind.FAILED: {"code": str, "message": str},
     EventKind.CLIP_INFO: {"path": str, "ok": bool},
     EventKind.MUSIC_INFO: {"path": str, "ok": bool},
+    EventKind.UPSCALE_INFO: {"ok": bool, "message": str},
 }
 
 

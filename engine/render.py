@@ -24,6 +24,7 @@ import opentimelineio as otio
 
 from engine.clip_audio import with_clip_sound
 from engine.errors import DiskFullError, MediaError, OutputError, RenderError
+from engine.follow import FollowPath, FollowReader, uncropped_transform
 from engine.frames import (
     FrameReader,
     FrameTransform,
@@ -70,6 +71,9 @@ class ClipPlacement:
     reach_after: int = 0
     # A still's scale at its first and last frame shown; None for a video.
     push_in: tuple[float, float] | None = None
+    # engine.reframe's window path and engine.upscale's plan, from the metadata.
+    follow: dict[str, Any] | None = None
+    upscale: dict[str, Any] | None = None
 
     def source_sec(self, frame: int, fps: Fraction) -> float:
         """The stream time shown at output frame `frame` (may lie in a handle)."""
@@ -134,7 +138,8 @@ def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacem
     offset = source_range.start_time - reference.available_range.start_time
     in_frames = offset.rescaled_to(float(rate)).value
     length = round(source_range.duration.rescaled_to(fps).value)
-    push_in = clip.metadata.get(META, {}).get("push_in")
+    clip_meta = clip.metadata.get(META, {})
+    push_in = clip_meta.get("push_in")
     return ClipPlacement(
         path=reference.target_url,
         record_start=record,
@@ -145,6 +150,8 @@ def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacem
         rotation=int(facts["rotation"]),
         sample_aspect=(int(facts["sample_aspect"][0]), int(facts["sample_aspect"][1])),
         push_in=(float(push_in[0]), float(push_in[1])) if push_in else None,
+        follow=clip_meta.get("follow"),
+        upscale=clip_meta.get("upscale"),
     )
 
 
@@ -462,13 +469,7 @@ def _open_reader(
                 sample_aspect=placement.sample_aspect,
                 push_in=push_in,
             )
-        return SourceReader(
-            placement.path,
-            transform,
-            rotation=placement.rotation,
-            sample_aspect=placement.sample_aspect,
-            rate=placement.rate,
-        )
+        return _open_video(placement, transform)
     except MediaError as error:
         # A source gone since it was probed fails this render, not the clip list.
         raise RenderError(error.message, error.path) from error
@@ -539,6 +540,29 @@ class OpenReaders(dict[int, FrameReader]):
             reader.close()
         self.clear()
         self._idle.clear()
+
+
+def _open_video(placement: ClipPlacement, transform: FrameTransform) -> FrameReader:
+    """A video's reader, upscaled and following its subject where the plan says."""
+    hook = None
+    if placement.upscale:
+        from engine.upscale import frame_hook  # loads OpenCV: only when upscaling
+
+        hook = frame_hook(
+            placement.path, placement.upscale["scale"], placement.upscale["method"]
+        )
+    follow = FollowPath.from_dict(placement.follow) if placement.follow else None
+    reader = SourceReader(
+        placement.path,
+        uncropped_transform(transform) if follow else transform,
+        rotation=placement.rotation,
+        sample_aspect=placement.sample_aspect,
+        rate=placement.rate,
+        before_shape=hook,
+    )
+    if follow is None:
+        return reader
+    return FollowReader(reader, follow, transform.width, transform.height)
 
 
 def _mix(first: av.VideoFrame, second: av.VideoFrame, weight: float) -> av.VideoFrame:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from engine.follow import enhancement_warnings
 from engine.frames import grade_filters
 from engine.plan import META, timeline_rate
 
@@ -118,6 +119,7 @@ def common_warnings(
     push_in = push_in_warning(timeline, format_name)
     if push_in:
         warnings.append(push_in)
+    warnings += enhancement_warnings(timeline, format_name)
     kinds = Counter(
         item.metadata.get(META, {}).get("kind", item.name)
         for item in timeline.video_tracks()[0]

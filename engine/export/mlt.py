@@ -21,6 +21,7 @@ import av
 import opentimelineio as otio
 
 from engine.export.common import push_in_warning
+from engine.follow import enhancement_warnings
 from engine.frames import FrameTransform, grade_filters
 from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
@@ -101,6 +102,7 @@ def write_mlt(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     _add_main_tractor(project, video, audio)
     if push_in := push_in_warning(timeline, "MLT"):
         project.warnings.append(push_in)
+    project.warnings += enhancement_warnings(timeline, "MLT")
     if markers := len(timeline.tracks.markers):
         project.warnings.append(
             f"MLT has no markers: the {markers} beat markers are in the .otio and "
