@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 REAL_MEDIA ?= build/real-media
 DEMO_OUT ?= build/montage.mp4
 
-.PHONY: run test bench lint system-deps test-deps bench-deps venv demo real-media clean
+.PHONY: run test bench lint system-deps test-deps bench-deps venv demo real-media clean \
+	package test-package
 
 system-deps:
 	@bash packaging/system-deps.sh
@@ -66,5 +67,17 @@ bench: system-deps bench-deps venv real-media
 	MONTAGE_AI_REAL_MEDIA="$(abspath $(REAL_MEDIA))" QT_QPA_PLATFORM=offscreen \
 		$(BIN)/python -m benchmarks --workdir build/bench --json build/bench/results.json
 
+# The desktop bundle (packaging/): dist/montage-ai and, on Linux, its tarball
+# with an install script; timings and sizes in build/package-report.json.
+package: system-deps
+	@bash packaging/system-deps.sh --package
+	$(PYTHON) packaging/build_bundle.py
+
+# Builds the bundle, then starts the frozen window and renders with the frozen
+# engine (minutes: opt-in, outside `make test`).
+test-package: venv
+	@bash packaging/system-deps.sh --package
+	MONTAGE_AI_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q -m package
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .mypy_cache

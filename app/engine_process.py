@@ -60,9 +60,8 @@ def default_engine_command(tool: str = "") -> EngineCommand:
     if override and not tool:
         return EngineCommand(override[0], override[1:])
     if getattr(sys, "frozen", False):
-        # NOTE: the frozen entry point must check ENGINE_ENV and run engine.runner
-        # (or the tool its first argument names) instead of the window; that
-        # belongs to packaging/.
+        # packaging/montage_ai_entry.py sees ENGINE_ENV and runs engine.runner (or
+        # the tool its first argument names) instead of the window.
         return EngineCommand(sys.executable, [tool] if tool else [], {ENGINE_ENV: "1"})
     return EngineCommand(sys.executable, ["-m", f"engine.{tool}" if tool else "engine"])
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from importlib import resources
 from pathlib import Path
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.first_paint import FirstPaintReporter, first_paint_wanted
@@ -20,6 +22,7 @@ LOG_FILE_NAME = "montage-ai.log"
 LOG_FILE_BYTES = 1_000_000
 LOG_FILE_BACKUPS = 3
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ICON_NAME = "montage-ai.svg"
 
 
 def configure_logging(log_dir: Path | None = None) -> Path:
@@ -47,6 +50,7 @@ def main() -> int:
     app = QApplication(sys.argv)
     app.setApplicationName("Montage AI")
     app.setDesktopFileName("montage-ai")
+    app.setWindowIcon(QIcon(str(resources.files("resources") / "icons" / ICON_NAME)))
     log.info("Montage AI started; logging to %s", log_path)
 
     try:
@@ -58,6 +62,10 @@ def main() -> int:
     if first_paint_wanted():
         FirstPaintReporter(window)
     window.show()
+    # A job file given on the command line (a double-click on it) fills the form.
+    job_files = app.arguments()[1:]
+    if job_files:
+        window.job_files.open(Path(job_files[0]))
     status = app.exec()
     log.info("Montage AI closed (status %d)", status)
     return status

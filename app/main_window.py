@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.engine_process import EngineCommand
 from app.export_menu import ExportController
+from app.job_file import JobFileActions
 from app.job_form import JobFormWidget
 from app.job_store import (
     JobStatus,
@@ -165,6 +166,11 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.job_files = JobFileActions(
+            self.form, self._show_error, self.statusBar().showMessage, self
+        )
+        file_menu.addActions(self.job_files.actions())
+        file_menu.addSeparator()
         settings_action = QAction("&Settings…", self)
         settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
         settings_action.triggered.connect(self.edit_settings)

@@ -3,7 +3,10 @@
 # (for the window, also offscreen), libvulkan1 and libomp5 (for the upscaler).
 # With --test, also what only the tests need: melt, MLT's command-line player, which
 # renders the MLT (Shotcut) export to check it frame by frame. With --bench, also
-# ffmpeg, the command line the render benchmark compares the engine with.
+# ffmpeg, the command line the render benchmark compares the engine with. With
+# --package, also what building and checking the desktop bundle needs: binutils
+# (PyInstaller reads libraries with objdump), desktop-file-utils and
+# shared-mime-info (the install script's menu entry and job file type).
 # Does nothing when they are all there; uses sudo when not root.
 set -euo pipefail
 PACKAGES=(
@@ -14,12 +17,14 @@ PACKAGES=(
 )
 TEST_PACKAGES=(melt)
 BENCH_PACKAGES=(ffmpeg)
+BUNDLE_PACKAGES=(binutils desktop-file-utils shared-mime-info)
 for_tests=""
 case "${1:-}" in
   "") ;;
   --test) PACKAGES+=("${TEST_PACKAGES[@]}"); for_tests=", and melt for the tests," ;;
   --bench) PACKAGES+=("${BENCH_PACKAGES[@]}"); for_tests=", and ffmpeg for the benchmarks," ;;
-  *) echo "usage: bash packaging/system-deps.sh [--test|--bench]" >&2; exit 2 ;;
+  --package) PACKAGES+=("${BUNDLE_PACKAGES[@]}"); for_tests=", and binutils, desktop-file-utils and shared-mime-info for the bundle," ;;
+  *) echo "usage: bash packaging/system-deps.sh [--test|--bench|--package]" >&2; exit 2 ;;
 esac
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "system-deps: not a Debian-like system; install Qt 6's libraries, libvulkan1 and libomp5${for_tests} yourself." >&2

@@ -1,0 +1,144 @@
+"""Job files (.montage): a job's clips, song and options, as the engine's JobSpec JSON.
+
+File > Save job as… writes the form to one; File > Open job…, a double-click on
+one (the desktop entry) or `montage-ai-gui FILE.montage` fills the form from it,
+ready to check and queue with Create montage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QFileDialog
+
+from app.job_form import JobFormWidget
+from engine import protocol
+
+log = logging.getLogger(__name__)
+
+JOB_FILE_SUFFIX = ".montage"
+JOB_FILE_FILTER = f"Montage AI job (*{JOB_FILE_SUFFIX})"
+# Job fields the form has no control for: kept out of it, and named when set.
+FIELDS_NOT_IN_FORM = ("fit", "size", "chronological", "export")
+
+
+class JobFileError(Exception):
+    """A job file that cannot be read or written; the message names it."""
+
+
+def read_job_file(path: Path) -> protocol.JobSpec:
+    """The job in a .montage (or engine job.json) file."""
+    try:
+        return protocol.JobSpec.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        # ValueError covers JobSpecError and a file that is not UTF-8 text.
+        raise JobFileError(
+            f"Could not open the job file {path}: {error} Choose a .montage file "
+            "saved by Montage AI."
+        ) from error
+
+
+def write_job_file(spec: protocol.JobSpec, path: Path) -> Path:
+    """Write spec to path (with the .montage suffix added if missing)."""
+    if path.suffix.lower() != JOB_FILE_SUFFIX:
+        path = path.with_name(path.name + JOB_FILE_SUFFIX)
+    try:
+        path.write_text(spec.to_json() + "\n", encoding="utf-8")
+    except OSError as error:
+        raise JobFileError(
+            f"Could not save the job file {path}: {error.strerror or error}. "
+            "Choose a folder you can write to."
+        ) from error
+    return path
+
+
+def fill_form(form: JobFormWidget, spec: protocol.JobSpec) -> list[str]:
+    """Show spec in the form; returns the set fields the form cannot hold."""
+    form.clip_list.clear_clips()
+    form.clip_list.add_paths(Path(clip) for clip in spec.clips)
+    form.song_edit.setText(spec.music)
+    _select(form.style_combo, spec.style)
+    form.prompt_edit.setText(spec.prompt)
+    form.duration_spin.setValue(round(spec.duration_sec or 0))
+    _select(form.aspect_combo, spec.aspect)
+    _select(form.fps_combo, spec.fps)
+    _select(form.quality_combo, spec.quality)
+    if spec.seed is not None:
+        form.seed_spin.setValue(spec.seed)
+    # A name that differs from the generated one is kept as the user's choice.
+    form.output_edit.setText(spec.output)
+    defaults = protocol.JobSpec(clips=["-"], music="-", output="-.mp4")
+    return [
+        f"{name}={getattr(spec, name)}"
+        for name in FIELDS_NOT_IN_FORM
+        if getattr(spec, name) != getattr(defaults, name)
+    ]
+
+
+def _select(combo: QComboBox, value: object) -> None:
+    index = combo.findData(value)
+    if index >= 0:
+        combo.setCurrentIndex(index)
+
+
+class JobFileActions(QObject):
+    """File > Open job…, Save job as…, and job files named on the command line."""
+
+    def __init__(
+        self,
+        form: JobFormWidget,
+        show_error: Callable[[str], None],
+        show_message: Callable[[str], None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._form = form
+        self._show_error = show_error
+        self._show_message = show_message
+        self.open_action = QAction("&Open job…", self)
+        self.open_action.triggered.connect(self._choose_and_open)
+        self.save_action = QAction("Save job &as…", self)
+        self.save_action.triggered.connect(self._choose_and_save)
+
+    def actions(self) -> list[QAction]:
+        return [self.open_action, self.save_action]
+
+    def open(self, path: Path) -> bool:
+        """Fill the form from a job file; say what went wrong if it cannot."""
+        try:
+            spec = read_job_file(path)
+        except JobFileError as error:
+            log.warning("%s", error)
+            self._show_error(str(error))
+            return False
+        left_out = fill_form(self._form, spec)
+        message = f"Opened {path.name}: press Create montage to render it."
+        if left_out:
+            message += f" Not in the form, so not kept: {', '.join(left_out)}."
+        log.info("Opened the job file %s", path)
+        self._show_message(message)
+        return True
+
+    def save(self, path: Path) -> Path | None:
+        try:
+            written = write_job_file(self._form.build_job_spec(), path)
+        except (protocol.JobSpecError, JobFileError) as error:
+            self._show_error(str(error))
+            return None
+        self._show_message(f"Saved the job as {written}")
+        return written
+
+    def _choose_and_open(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(None, "Open a job", "", JOB_FILE_FILTER)
+        if name:
+            self.open(Path(name))
+
+    def _choose_and_save(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(None, "Save the job as", "",
+                                              JOB_FILE_FILTER)  # fmt: skip
+        if name:
+            self.save(Path(name))

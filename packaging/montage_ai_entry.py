@@ -1,0 +1,56 @@
+"""The desktop bundle's one executable: the window, or the engine when told so.
+
+The app starts its engine as this same executable with MONTAGE_AI_ENGINE=1 in the
+environment (app/engine_process.py), so no Python is needed on the machine. The
+first argument then picks the engine tool, as `python -m engine...` would.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+
+ENGINE_ENV = "MONTAGE_AI_ENGINE"
+# The same as packaging/frozen_numba_cache.py's LOCATORS, named here so that numba
+# is not imported before the engine has set NUMBA_CACHE_DIR.
+NUMBA_LOCATORS = (
+    "frozen_numba_cache.BundleCacheLocator,numba.core.caching.UserWideCacheLocator"
+)
+
+
+def run_engine(argv: list[str]) -> int:
+    """`python -m engine JOB.json`, `-m engine.inspect`, `-m engine.export` or the
+    `montage-ai` command line (`cli render ...`), by the first argument."""
+    tool, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if tool == "inspect":
+        from engine.inspect import main as inspect_main
+
+        return inspect_main(rest)
+    if tool == "export":
+        from engine.cli import main as cli_main
+
+        return cli_main(["export", "--json", *rest])
+    if tool == "cli":
+        from engine.cli import main as cli_main
+
+        return cli_main(rest)
+    from engine.runner import main as runner_main
+
+    return runner_main(argv)
+
+
+def main() -> int:
+    # A spawned child (the song's analysis) runs its task here and exits.
+    multiprocessing.freeze_support()
+    if getattr(sys, "frozen", False):
+        os.environ.setdefault("NUMBA_CACHE_LOCATOR_CLASSES", NUMBA_LOCATORS)
+    if os.environ.get(ENGINE_ENV):
+        return run_engine(sys.argv[1:])
+    from app.main import main as app_main
+
+    return app_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
