@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import resource
 import signal
 import sys
 import traceback
@@ -110,6 +109,10 @@ OUT_OF_MEMORY_MESSAGE = (
 
 def near_memory_limit(share: float = 0.9) -> bool:
     """Whether this process's address space is close to its limit (RLIMIT_AS)."""
+    if sys.platform == "win32":
+        return False  # no RLIMIT_AS on Windows
+    import resource  # POSIX only
+
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return False
