@@ -239,7 +239,7 @@ def _placed_chunks(
             return
         stream = container.streams.audio[0]
         _seek(container, stream, sound.source_start_sec - SEEK_MARGIN_SEC)
-        yield from _placed(_resampled(container, stream, rate), sound, rate)
+        yield from _placed(resampled_stereo(container, stream, rate), sound, rate)
     except (av.error.FFmpegError, OSError) as error:
         # The picture decides whether the render goes on; the sound goes quiet.
         log.warning("Clip sound of %s stops early: %s", Path(sound.path).name, error)
@@ -279,7 +279,7 @@ def _seek(container: Any, stream: Any, time_sec: float) -> None:
         log.info("Seek in %s failed (%s); decoding from its start", stream, error)
 
 
-def _resampled(
+def resampled_stereo(
     container: Any, stream: Any, rate: int
 ) -> Iterator[tuple[float | None, np.ndarray]]:
     """(stream time or None, (2, n) float32) at `rate` stereo, damaged packets skipped."""

@@ -22,7 +22,7 @@ import av
 import numpy as np
 import opentimelineio as otio
 
-from engine.clip_audio import with_clip_sound
+from engine.clip_audio import resampled_stereo, with_clip_sound
 from engine.errors import DiskFullError, MediaError, OutputError, RenderError
 from engine.follow import FollowPath, FollowReader, uncropped_transform
 from engine.frames import (
@@ -596,14 +596,13 @@ def music_frames(
     Samples are placed by counting from the first decoded sample, the same way the
     music analysis places them, so rendered beats sit where the analysis found them.
     """
-    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
     skip = round(start_sec * AUDIO_RATE)
     total = round(duration_sec * AUDIO_RATE)
     fade_in = min(round(0.01 * AUDIO_RATE), total) if skip else 0
     fade_out = min(round(fade_out_sec * AUDIO_RATE), total)
     position = 0  # samples from the song's start
     written = 0
-    for chunk in _decoded_audio(path, resampler):
+    for chunk in _decoded_audio(path):
         count = chunk.shape[1]
         chunk = chunk[:, max(0, skip - position) :]
         position += count
@@ -621,20 +620,12 @@ def music_frames(
         yield _audio_frame(silence, written)
 
 
-def _decoded_audio(path: str, resampler: av.AudioResampler) -> Iterator[np.ndarray]:
+def _decoded_audio(path: str) -> Iterator[np.ndarray]:
     with av.open(path, metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except (av.error.InvalidDataError, av.error.PermissionError):
-                # Damaged audio is dropped the same way the music analysis drops it.
-                continue
-            for frame in frames:
-                for resampled in resampler.resample(frame):
-                    yield resampled.to_ndarray()
-        for resampled in resampler.resample(None):
-            yield resampled.to_ndarray()
+        # Damaged audio is dropped the same way the music analysis drops it.
+        for _, samples in resampled_stereo(container, stream, AUDIO_RATE):
+            yield samples
 
 
 def _apply_fades(
