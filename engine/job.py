@@ -30,6 +30,7 @@ from engine.export import (
     report_export_warnings,
     stage_exports,
 )
+from engine.looks import apply_look_options, mark_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
     PlanOptions,
@@ -119,13 +120,16 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     reporter = StageReporter(emit)
     # Mistakes in the job are reported before any long analysis.
-    style = interpret_prompt(spec.prompt, load_style(spec.style))
+    style = apply_look_options(
+        spec, interpret_prompt(spec.prompt, load_style(spec.style))
+    )
     check_output_folder(output)
     remove_stale_temp_files([output, *export_paths(output, spec.export)])
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
     timeline = plan_stage(spec, sources, music, style, seed, reporter)
+    mark_cleanup(timeline, spec, style)
     outputs = render_stage(timeline, output, spec.export, reporter)
     summary = _summary(timeline, seed, style, len(sources))
     event = make_finished(outputs, summary)
