@@ -14,9 +14,9 @@ import numpy as np
 
 from engine.frames import _yuv420p_frame, _yuv420p_planes
 
-# The blur is the distance moved while a 180-degree shutter is open: half a
-# frame's motion, as a camera panning that fast would record it.
-SHUTTER_SHARE = 0.5
+# The blur is the whole distance moved in a frame (a 360-degree shutter): a
+# whip pan smears the picture, at its fastest, beyond recognition.
+SHUTTER_SHARE = 1.0
 
 
 def whip_frame(

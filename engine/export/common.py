@@ -175,13 +175,18 @@ def lut_advice(grade: dict[str, object]) -> str:
 
 def cleanup_warnings(timeline: otio.schema.Timeline, format_name: str) -> list[str]:
     """The clips the render stabilized or denoised, which the format cannot say."""
+    done = {
+        "stabilize": ("stabilized", "stabilizer"),
+        "denoise": ("denoised", "noise reduction"),
+    }
     warnings = []
     for kind, names in cleaned_clip_names(timeline).items():
         if names:
             listed = ", ".join(names[:5]) + (" and others" if len(names) > 5 else "")
+            did, tool = done[kind]
             warnings.append(
-                f"{format_name} cannot say that the render used {kind} on {listed}; "
-                f"use your editor's own {kind} on them."
+                f"{format_name} cannot say that the render {did} {listed}; use your "
+                f"editor's {tool} on them."
             )
     return warnings
 
