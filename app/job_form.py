@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.drop_widgets import ClipListWidget, SongLineEdit
 from app.engine_process import EngineCommand
+from app.look_options import LookOptions
 from app.media_inspector import MediaInspector
 from app.style_catalog import DEFAULT_STYLE, load_style_choices
 from app.waveform_view import WaveformView
@@ -176,6 +177,8 @@ class JobFormWidget(QWidget):
             "Optional, e.g. slow and dreamy, black and white"
         )
         form.addRow("Prompt", self.prompt_edit)
+        self.looks = LookOptions(self, self.clip_list)
+        self.looks.add_rows(form, _row)
         self._add_option_rows(form)
         return box
 
@@ -234,6 +237,7 @@ class JobFormWidget(QWidget):
             fps=self.fps_combo.currentData(),
             quality=self.quality_combo.currentData(),
             seed=self.seed_spin.value(),
+            **self.looks.job_fields(),
         )
 
     def analyse_song(self) -> None:
