@@ -11,11 +11,12 @@ from typing import Any
 
 import av
 import numpy as np
+import opentimelineio as otio
 import pytest
 
 from engine.errors import InvalidJobError
 from engine.frames import FrameTransform
-from engine.looks import apply_look_options
+from engine.looks import apply_look_options, cleanup_filters, cleanup_of, mark_cleanup
 from engine.luts import check_lut, lut_names, lut_path, read_cube
 from engine.protocol import JobSpec
 from engine.styles import load_style, style_names
@@ -204,3 +205,24 @@ def test_the_job_overrides_the_styles_look() -> None:
     assert all(rule.beats > 0 for rule in style.transitions.values())
     assert not style.downbeat_flash
     assert lut_path("warm").is_file()
+
+
+def test_clean_up_is_named_on_every_clip_or_on_the_chosen_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "shaky ones"
+    folder.mkdir()
+    paths = [folder / "a.mp4", tmp_path / "b.mp4"]
+    timeline = otio.schema.Timeline()
+    track = otio.schema.Track()
+    timeline.tracks.append(track)
+    for path in paths:
+        reference = otio.schema.ExternalReference(target_url=str(path))
+        reference.metadata["montage_ai"] = {"still": False}
+        clip = otio.schema.Clip(name=path.name, media_reference=reference)
+        clip.metadata["montage_ai"] = {}
+        track.append(clip)
+    spec = JobSpec(clips=[str(tmp_path)], music="s.wav", output="o.mp4",
+                   denoise=True, stabilize_clips=[str(folder) + "/"])  # fmt: skip
+    mark_cleanup(timeline, spec, apply_look_options(spec, load_style("dynamic")))
+    kinds = [cleanup_of(clip) for clip in track.find_clips()]
+    assert kinds == [("stabilize", "denoise"), ("denoise",)]
+    assert cleanup_filters(kinds[0])[0][0] == "nlmeans", "denoise before deshake"

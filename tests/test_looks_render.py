@@ -18,6 +18,7 @@ from tests.engine_runs import run_engine
 from tests.looks_media import (
     FPS,
     horizontal_detail,
+    luma,
     noise_level,
     shift_px,
     write_noisy_clip,
@@ -250,3 +251,20 @@ def test_a_broken_lut_fails_the_job_at_once_naming_the_file(
     assert "half a look.cube" in failed.data["message"]
     assert "1 colours where a 17-point cube needs 4913" in failed.data["message"]
     assert not any(e.kind is EventKind.STAGE for e in events), "it analysed first"
+
+
+def test_flashes_on_downbeats_are_a_job_option(
+    marker_clips: list[Path], tmp_path: Path
+) -> None:
+    song = tmp_path / "song.wav"
+    beats = write_song(song, bpm=120, sections=(("quiet", 4.0), ("peak", 8.0)))
+    job = {"clips": [str(p) for p in marker_clips], "music": str(song),
+           "style": "action", "downbeat_flash": True, "lut": "none"}  # fmt: skip
+    result = render(job, tmp_path / "out")
+    assert_on_beats(result, beats)
+    flashes = [join for join in result["joins"] if join.kind == "flash"]
+    assert len(flashes) >= 2, "the peak has no flash"
+    for join in flashes:
+        flashed = luma(result["frames"][join.frame]).mean()
+        shot = luma(result["frames"][join.frame + join.after + 1]).mean()
+        assert flashed > 200 and flashed > shot + 40, (join.frame, flashed, shot)
