@@ -44,10 +44,12 @@ def lift(values: np.ndarray, black: float, white: float = 1.0) -> np.ndarray:
 def split_tone(
     rgb: np.ndarray, shadows: tuple[float, float, float], highlights: tuple[float, ...]
 ) -> np.ndarray:
-    """Push shadows and highlights towards two tints, mid tones least."""
+    """Push shadows and highlights towards two tints, most at a third and two
+    thirds of the way up; black and white stay neutral."""
     weight = luma(rgb)
-    low = (1 - weight) ** 2
-    high = weight**2
+    # x^2 (1 - x) peaks at 4/27, at x = 2/3.
+    low = 27 / 4 * (1 - weight) ** 2 * weight
+    high = 27 / 4 * weight**2 * (1 - weight)
     return rgb + low * np.array(shadows) + high * np.array(highlights)
 
 
