@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.drop_widgets import ClipListWidget, SongLineEdit
 from app.engine_process import EngineCommand
+from app.look_options import LookOptions
 from app.media_inspector import MediaInspector
 from app.style_catalog import DEFAULT_STYLE, load_style_choices
 from app.upscale_estimate import (
@@ -201,6 +202,8 @@ class JobFormWidget(QWidget):
             "Optional, e.g. slow and dreamy, black and white"
         )
         form.addRow("Prompt", self.prompt_edit)
+        self.looks = LookOptions(self, self.clip_list)
+        self.looks.add_rows(form, _row)
         self._add_option_rows(form)
         return box
 
@@ -305,6 +308,7 @@ class JobFormWidget(QWidget):
             clip_audio_db=self.clip_audio_combo.currentData(),
             reframe=self.reframe_combo.currentData(),
             upscale=self.upscale_combo.currentData(),
+            **self.looks.job_fields(),
         )
 
     def analyse_song(self) -> None:

@@ -15,6 +15,7 @@ from engine.protocol import (
     FITS,
     QUALITIES,
     REFRAMES,
+    TRANSITIONS,
     UPSCALES,
     Event,
     EventKind,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"timelines to write beside the video: comma list of "
         f"{', '.join(EXPORT_FORMATS)}, or all (the .otio is always written)",
     )
+    _add_look_arguments(render)
     render.add_argument(
         "--clip-audio",
         type=_clip_audio_db,
@@ -108,12 +110,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print events as JSON lines"
     )
     commands.add_parser("styles", help="list the styles")
+    commands.add_parser("looks", help="list the colour looks (LUTs)")
     analyze = commands.add_parser("analyze", help="tempo, beats and downbeats as JSON")
     analyze.add_argument("song")
     commands.add_parser(
         "warm-up", help="compile the music analysis once, after install"
     )
     return parser
+
+
+def _add_look_arguments(render: argparse.ArgumentParser) -> None:
+    """Looks: each overrides the style's own choice (`montage-ai styles`)."""
+    looks = render.add_argument_group("looks (default: the style's)")
+    looks.add_argument(
+        "--lut",
+        default="",
+        help="colour look: a name from `montage-ai looks`, none, or a .cube file",
+    )
+    looks.add_argument("--transition", choices=TRANSITIONS, help="how shots join")
+    flip = argparse.BooleanOptionalAction
+    looks.add_argument("--flash", action=flip, help="white flashes on downbeats")
+    looks.add_argument(
+        "--slow-motion",
+        type=float,
+        metavar="SPEED",
+        help="speed of the shots in quiet parts: 0.25 to 1 (1 is off)",
+    )
+    looks.add_argument("--stabilize", action=flip, help="steady every clip")
+    looks.add_argument("--denoise", action=flip, help="clean every clip's noise")
+    for kind in ("stabilize", "denoise"):
+        looks.add_argument(
+            f"--{kind}-clip",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help=f"{kind} this clip (or folder) only; repeat for more",
+        )
 
 
 def export_formats(text: str) -> list[str]:
@@ -157,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "styles":
         return list_styles(sys.stdout)
+    if args.command == "looks":
+        return list_looks(sys.stdout)
     if args.command == "analyze":
         return analyze_song(args.song, sys.stdout)
     if args.command == "warm-up":
@@ -205,6 +239,14 @@ def list_styles(out: TextIO) -> int:
     for name in style_names():
         style = load_style(name)
         out.write(f"{name:14} {style.description}\n")
+    return 0
+
+
+def list_looks(out: TextIO) -> int:
+    from engine.luts import lut_names, lut_title
+
+    for name in lut_names():
+        out.write(f"{name:14} {lut_title(name)}\n")
     return 0
 
 
@@ -261,6 +303,14 @@ def render(args: argparse.Namespace) -> int:
             director_model=args.director_model,
             reframe=args.reframe,
             upscale=args.upscale,
+            lut=args.lut,
+            transition=args.transition or "",
+            downbeat_flash=args.flash,
+            slow_motion=args.slow_motion,
+            stabilize=args.stabilize,
+            denoise=args.denoise,
+            stabilize_clips=args.stabilize_clip,
+            denoise_clips=args.denoise_clip,
         )
     except JobSpecError as error:
         sys.stderr.write(f"montage-ai: {error}\n")

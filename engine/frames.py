@@ -21,6 +21,8 @@ import av
 import numpy as np
 
 from engine.errors import MediaError
+from engine.looks import cleanup_filters
+from engine.luts import lut_filter
 from engine.probe import _pick_video_stream
 
 log = logging.getLogger(__name__)
@@ -61,10 +63,12 @@ class FrameTransform:
         rotation: int,
         sample_aspect: tuple[int, int],
         to_bt709: bool = False,
+        cleanup: tuple[str, ...] = (),
     ) -> list[tuple[str, str]]:
         """The filter chain (name, arguments) for a stored size and orientation.
 
-        to_bt709 tone-maps HDR and maps wide-gamut colour into BT.709 SDR.
+        to_bt709 tone-maps HDR and maps wide-gamut colour into BT.709 SDR;
+        cleanup (engine.looks) denoises or stabilizes, before the grade.
         """
         display_width = width * sample_aspect[0] / sample_aspect[1]
         display_height = float(height)
@@ -87,6 +91,7 @@ class FrameTransform:
                 chain += [("hflip", ""), ("vflip", "")]
         chain.append(self._frame_filter(scaled_width, scaled_height))
         chain += [("setsar", "1"), ("format", "yuv420p")]
+        chain += cleanup_filters(cleanup)
         chain += grade_filters(self.grade)
         return chain
 
@@ -113,14 +118,21 @@ class FrameTransform:
         rotation: int,
         sample_aspect: tuple[int, int],
         time_base: Fraction,
+        cleanup: tuple[str, ...] = (),
+        graphs: dict[tuple[Any, ...], av.filter.Graph] | None = None,
     ) -> av.filter.Graph:
-        """A configured graph for frames of this shape, built once per shape."""
+        """A configured graph for frames of this shape, built once per shape.
+
+        Clean-up filters keep state from frame to frame: a source with clean-up
+        passes its own `graphs`, so that no other clip shares them.
+        """
         key = (frame.format.name, frame.width, frame.height, rotation, sample_aspect,
-               time_base, needs_bt709(frame))  # fmt: skip
-        graph = self._graphs.get(key)
+               time_base, needs_bt709(frame), cleanup)  # fmt: skip
+        graphs = self._graphs if graphs is None else graphs
+        graph = graphs.get(key)
         if graph is None:
-            graph = self._graphs[key] = self._build_graph(
-                frame, rotation, sample_aspect, time_base
+            graph = graphs[key] = self._build_graph(
+                frame, rotation, sample_aspect, time_base, cleanup
             )
         return graph
 
@@ -130,6 +142,7 @@ class FrameTransform:
         rotation: int,
         sample_aspect: tuple[int, int],
         time_base: Fraction,
+        cleanup: tuple[str, ...] = (),
     ) -> av.filter.Graph:
         graph = av.filter.Graph()
         node = graph.add_buffer(
@@ -139,8 +152,9 @@ class FrameTransform:
             time_base=time_base,
         )
         for name, args in self.filters(
-            frame.width, frame.height, rotation, sample_aspect, needs_bt709(frame)
-        ):
+            frame.width, frame.height, rotation, sample_aspect, needs_bt709(frame),
+            cleanup,
+        ):  # fmt: skip
             filter_node = graph.add(name, args) if args else graph.add(name)
             node.link_to(filter_node)
             node = filter_node
@@ -159,7 +173,8 @@ def _even(value: float) -> int:
 
 
 def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
-    """A colour look as a YUV lookup table (lutyuv), plus an optional vignette."""
+    """A colour look as a YUV lookup table (lutyuv), then a 3D LUT (lut3d) if the
+    grade names one, plus an optional vignette."""
     contrast = float(grade.get("contrast", 1.0))
     brightness = float(grade.get("brightness", 0.0))
     gamma = float(grade.get("gamma", 1.0))
@@ -186,6 +201,9 @@ def grade_filters(grade: dict[str, Any]) -> list[tuple[str, str]]:
         u = f"clip(128+(val-128)*{saturation:.4f}+{u_shift:.3f}\\,16\\,240)"
         v = f"clip(128+(val-128)*{saturation:.4f}+{v_shift:.3f}\\,16\\,240)"
         chain.append(("lutyuv", f"y={luma}:u={u}:v={v}"))
+    if grade.get("lut"):
+        # lut3d works in RGB: back to the encoder's YUV in the same graph.
+        chain += [lut_filter(str(grade["lut"])), ("format", "yuv420p")]
     if grade.get("vignette"):
         chain.append(("vignette", "angle=PI/5"))
     return chain
@@ -251,6 +269,7 @@ class SourceReader:
         sample_aspect: tuple[int, int],
         rate: Fraction,
         before_shape: Callable[[av.VideoFrame], av.VideoFrame] | None = None,
+        cleanup: tuple[str, ...] = (),
     ) -> None:
         _check_still_there(path, "clip")
         self.path = path
@@ -259,6 +278,10 @@ class SourceReader:
         self.transform = transform
         self.rotation = rotation
         self.sample_aspect = sample_aspect
+        self.cleanup = cleanup
+        self._graphs: dict[tuple[Any, ...], av.filter.Graph] | None = (
+            {} if cleanup else None
+        )
         self.container = av.open(path, metadata_errors="ignore")
         self.stream = _pick_video_stream(self.container)
         self.stream.thread_type = "AUTO"
@@ -386,8 +409,9 @@ class SourceReader:
             return self._shaped
         source = frame if self.before_shape is None else self.before_shape(frame)
         graph = self.transform.graph_for(
-            source, self.rotation, self.sample_aspect, self.stream.time_base
-        )
+            source, self.rotation, self.sample_aspect, self.stream.time_base,
+            self.cleanup, self._graphs,
+        )  # fmt: skip
         graph.push(source)
         shaped = graph.pull()
         assert isinstance(shaped, av.VideoFrame)

@@ -31,6 +31,7 @@ from engine.export import (
     report_export_warnings,
     stage_exports,
 )
+from engine.looks import apply_look_options, mark_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
     META,
@@ -120,6 +121,8 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     reporter = StageReporter(emit)
     # Mistakes in the job are reported before any long analysis.
+    # The look options are checked (a .cube parsed) before any long analysis.
+    apply_look_options(spec, load_style(spec.style))
     director = start_director(spec, load_style(spec.style))
     check_output_folder(output)
     remove_stale_temp_files([output, *export_paths(output, spec.export)])
@@ -127,7 +130,9 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
     chosen = director.outcome(reporter.emit)
-    timeline = plan_stage(spec, sources, music, chosen.style, seed, reporter)
+    style = apply_look_options(spec, chosen.style)
+    timeline = plan_stage(spec, sources, music, style, seed, reporter)
+    mark_cleanup(timeline, spec, style)
     outputs = render_stage(timeline, output, spec.export, reporter)
     summary = _summary(timeline, seed, chosen.style, len(sources))
     summary.update(prompt_interpreter=chosen.interpreter, prompt_note=chosen.note)

@@ -22,6 +22,7 @@ from engine.analysis import ClipAnalysis, shot_score
 from engine.music import MusicAnalysis
 from engine.probe import MediaInfo
 from engine.styles import Style
+from engine.timewarp import time_warp
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,16 @@ class Segment:
     in_sec: float = 0.0
     handle_before_frames: int = 0
     handle_after_frames: int = 0
+    # Source seconds per output second: below 1 is slow motion.
+    speed: float = 1.0
 
     @property
     def length_frames(self) -> int:
         return self.end_frame - self.start_frame
+
+    def source_sec(self, frames: int, fps: Fraction) -> float:
+        """The source time `frames` output frames of this segment play through."""
+        return float(frames / fps) * self.speed
 
 
 @dataclass
@@ -242,6 +249,7 @@ def choose_shots(
             segment.handle_before_frames = cuts[position - 1].frames_before
         if position < len(cuts) and cuts[position].kind != "cut":
             segment.handle_after_frames = cuts[position].frames_after
+        segment.speed = style.speed.get(segment.section, 1.0)
     usage = Usage()
     for segment in segments:
         _fill_segment(segment, sources, style, fps, rng, usage)
@@ -257,13 +265,11 @@ def _fill_segment(
     rng: random.Random,
     usage: Usage,
 ) -> None:
-    need_sec = float(
-        (
-            segment.length_frames
-            + segment.handle_before_frames
-            + segment.handle_after_frames
-        )
-        / fps
+    need_sec = segment.source_sec(
+        segment.length_frames
+        + segment.handle_before_frames
+        + segment.handle_after_frames,
+        fps,
     )
     candidates = [
         (source_index, shot_index)
@@ -341,8 +347,10 @@ def _place(
     """Pick the in-point: a seeded position inside the shot, on a source frame."""
     end_sec = source.info.duration_sec if end_sec is None else end_sec
     rate = source.info.fps_fraction
-    first = start_sec + segment.handle_before_frames / fps
-    last = max(first, end_sec - need_sec + segment.handle_before_frames / fps)
+    if source.info.still:
+        segment.speed = 1.0
+    first = start_sec + segment.source_sec(segment.handle_before_frames, fps)
+    last = max(first, end_sec - need_sec + first - start_sec)
     if source.info.still:
         # Every moment of a still is the same picture: it starts at its start.
         last = first
@@ -397,14 +405,12 @@ def _reorder_chronologically(
     for segment, (source_index, shot_index, in_sec) in zip(
         segments, picks, strict=True
     ):
-        handle_sec = float(segment.handle_before_frames / fps)
-        need_sec = float(
-            (
-                segment.length_frames
-                + segment.handle_before_frames
-                + segment.handle_after_frames
-            )
-            / fps
+        handle_sec = segment.source_sec(segment.handle_before_frames, fps)
+        need_sec = segment.source_sec(
+            segment.length_frames
+            + segment.handle_before_frames
+            + segment.handle_after_frames,
+            fps,
         )
 
         def room(index: int, need_sec: float = need_sec) -> float:
@@ -427,7 +433,9 @@ def _reorder_chronologically(
         wanted_sec = min(in_sec, latest_sec)
         segment.source_index, segment.shot_index = source_index, shot_index
         segment.in_sec = float(in_point(wanted_sec, wanted_sec, latest_sec, rate, fps))
-        cursor_sec[source_index] = segment.in_sec + float(segment.length_frames / fps)
+        cursor_sec[source_index] = segment.in_sec + segment.source_sec(
+            segment.length_frames, fps
+        )
 
 
 def _filmed_key(source: Source) -> tuple[str, str]:
@@ -524,6 +532,8 @@ def _clip(
     if info.still:
         # The scale at the first and the last frame shown, transition handles too.
         clip.metadata[META]["push_in"] = list(STILL_PUSH_IN)
+    elif segment.speed != 1.0:
+        clip.effects.append(time_warp(segment.speed))
     return clip
 
 

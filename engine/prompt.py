@@ -64,6 +64,8 @@ def _apply_rule(style: Style, rule: dict[str, Any]) -> None:
             style.transitions[kind] = TransitionRule(rule["transition"], beats)
     if "downbeat_flash" in rule:
         style.downbeat_flash = bool(rule["downbeat_flash"])
+    if "speed" in rule:
+        style.speed = dict(rule["speed"])
     if "chronological" in rule:
         style.chronological = bool(rule["chronological"])
     if "weights" in rule:

@@ -58,6 +58,12 @@ def parse_export_formats(text: str) -> list[str]:
     return names
 
 
+# How shots join (a job's `transition` overrides the style's); "flash" on
+# downbeats is its own option.
+TRANSITIONS = ("cut", "crossfade", "dip_black", "dip_white", "whip")
+# The slowest a quiet section's shots may play (slow motion), as a speed.
+SLOWEST_SPEED = 0.25
+
 STAGES = ("probe", "music", "clips", "plan", "render", "export")
 # Whole rates whose NTSC variant (x 1000/1001) a job may ask for.
 NTSC_BASES = (24, 30, 48, 60, 120)
@@ -134,6 +140,17 @@ class JobSpec:
     director_model: str = ""
     reframe: str = "off"
     upscale: str = "off"
+    # Looks: empty or None keeps the style's choice. lut: a name of ours, "none"
+    # or a .cube path; slow_motion: the speed of quiet shots (1 is off).
+    lut: str = ""
+    transition: str = ""
+    downbeat_flash: bool | None = None
+    slow_motion: float | None = None
+    stabilize: bool | None = None
+    denoise: bool | None = None
+    # Clips (as listed, or files inside a listed folder) cleaned up regardless.
+    stabilize_clips: list[str] = field(default_factory=list)
+    denoise_clips: list[str] = field(default_factory=list)
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
@@ -177,6 +194,7 @@ class JobSpec:
         frame_rate(self.fps)
         _check_clip_audio(self.clip_audio_db)
         check_director(self.director_url, self.director_model)
+        _check_looks(self)
         if self.size is not None:
             width, height = self.size
             if not (16 <= width <= 7680 and 16 <= height <= 4320):
@@ -232,6 +250,12 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "director_model": ((str,), "a model name or empty"),
     "reframe": ((str,), "off, calm, normal or fast"),
     "upscale": ((str,), "off, auto or on"),
+    "lut": ((str,), "a look name or a .cube path"),
+    "transition": ((str,), "a transition name or empty"),
+    "downbeat_flash": ((bool, type(None)), "true, false or null"),
+    "slow_motion": ((int, float, type(None)), "a speed from 0.25 to 1 or null"),
+    "stabilize": ((bool, type(None)), "true, false or null"),
+    "denoise": ((bool, type(None)), "true, false or null"),
     "version": ((int,), "a whole number"),
 }
 
@@ -245,7 +269,7 @@ def _check_types(spec: JobSpec) -> None:
             raise JobSpecError(
                 f"The job field {name!r} must be {wanted}, not {value!r}."
             )
-    for name in ("clips", "export"):
+    for name in ("clips", "export", "stabilize_clips", "denoise_clips"):
         value = getattr(spec, name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise JobSpecError(f"The job field {name!r} must be a list of text.")
@@ -257,6 +281,17 @@ def _check_types(spec: JobSpec) -> None:
     ):
         raise JobSpecError(
             f"The job field 'size' must be [width, height], not {size!r}."
+        )
+
+
+def _check_looks(spec: JobSpec) -> None:
+    if spec.transition:
+        _check_choice("transition", spec.transition, TRANSITIONS)
+    speed = spec.slow_motion
+    if speed is not None and not SLOWEST_SPEED <= speed <= 1:
+        raise JobSpecError(
+            f"Slow motion at {speed} times the speed is out of range: use "
+            f"{SLOWEST_SPEED} (a quarter) to 1 (off)."
         )
 
 

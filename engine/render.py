@@ -32,8 +32,11 @@ from engine.frames import (
     SourceReader,
     StillReader,
 )
+from engine.looks import cleanup_of
 from engine.plan import META, timeline_rate
 from engine.prefetch import Prefetcher
+from engine.timewarp import clip_speed
+from engine.whip import whip_frame
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +77,14 @@ class ClipPlacement:
     # engine.reframe's window path and engine.upscale's plan, from the metadata.
     follow: dict[str, Any] | None = None
     upscale: dict[str, Any] | None = None
+    # Source seconds per output second (0.5: slow motion), and clean-up filters.
+    speed: float = 1.0
+    cleanup: tuple[str, ...] = ()
 
     def source_sec(self, frame: int, fps: Fraction) -> float:
         """The stream time shown at output frame `frame` (may lie in a handle)."""
-        return self.start_sec + self.source_in_sec + (frame - self.record_start) / fps
+        offset_sec = (frame - self.record_start) / fps * self.speed
+        return self.start_sec + self.source_in_sec + offset_sec
 
     def still_push_in(self, fps: Fraction) -> PushIn | None:
         """A still's zoom over every frame it is shown, transition handles too."""
@@ -152,6 +159,8 @@ def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacem
         push_in=(float(push_in[0]), float(push_in[1])) if push_in else None,
         follow=clip_meta.get("follow"),
         upscale=clip_meta.get("upscale"),
+        speed=clip_speed(clip),
+        cleanup=cleanup_of(clip),
     )
 
 
@@ -411,7 +420,7 @@ def _blend(
 ) -> av.VideoFrame:
     """One frame inside a transition window around join.frame."""
     start = join.frame - join.before
-    if join.kind == "crossfade":
+    if join.kind in ("crossfade", "whip"):
         if outgoing_frame is None:
             outgoing_frame = _source_frame(
                 other - 1, number, placements, readers, transform, fps
@@ -421,6 +430,9 @@ def _blend(
                 other, number, placements, readers, transform, fps
             )
         weight = (number - start + 0.5) / (join.before + join.after)
+        if join.kind == "whip":
+            frames = join.before + join.after
+            return whip_frame(outgoing_frame, incoming_frame, weight, frames)
         return _mix(outgoing_frame, incoming_frame, weight)
     color = BLACK_YUV if join.kind == "dip_black" else WHITE_YUV
     if number < join.frame:
@@ -559,6 +571,7 @@ def _open_video(placement: ClipPlacement, transform: FrameTransform) -> FrameRea
         sample_aspect=placement.sample_aspect,
         rate=placement.rate,
         before_shape=hook,
+        cleanup=placement.cleanup,
     )
     if follow is None:
         return reader

@@ -9,9 +9,10 @@ from importlib import resources
 from typing import Any
 
 from engine.errors import InvalidJobError
+from engine.protocol import SLOWEST_SPEED, TRANSITIONS
 
 SECTION_KINDS = ("quiet", "build", "peak")
-TRANSITION_KINDS = ("cut", "crossfade", "dip_black", "dip_white")
+TRANSITION_KINDS = TRANSITIONS
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Grade:
     warmth: float = 0.0
     tint: float = 0.0
     vignette: bool = False
+    # A 3D LUT applied after the above: one of resources/luts by name, or a path.
+    lut: str = ""
 
     @property
     def is_neutral(self) -> bool:
@@ -52,6 +55,11 @@ class Style:
     score_weights: dict[str, float]
     chronological: bool
     changes: list[str] = field(default_factory=list)
+    # Shots in a section play at this speed (0.5: slow motion); missing: 1.
+    speed: dict[str, float] = field(default_factory=dict)
+    # Clean-up filters for every clip (a job can ask for them per clip too).
+    stabilize: bool = False
+    denoise: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,3 +114,7 @@ def _check_style(style: Style) -> None:
         rule = style.transitions.get(kind)
         if rule is None or rule.kind not in TRANSITION_KINDS:
             raise InvalidJobError(f"Style {style.name}: bad transition for {kind}.")
+        if not SLOWEST_SPEED <= style.speed.get(kind, 1.0) <= 1.0:
+            raise InvalidJobError(
+                f"Style {style.name}: speed.{kind} must be {SLOWEST_SPEED} to 1."
+            )

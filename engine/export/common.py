@@ -11,13 +11,17 @@ import opentimelineio as otio
 
 from engine.follow import enhancement_warnings
 from engine.frames import grade_filters
+from engine.looks import cleaned_clip_names
+from engine.luts import lut_path
 from engine.plan import META, timeline_rate
+from engine.timewarp import speed_warning
 
 TRANSITION_NAMES = {
     "crossfade": "crossfade",
     "dip_black": "dip to black",
     "dip_white": "dip to white",
     "flash": "flash",
+    "whip": "whip pan",
 }
 # Rates editors know by name; a clip's measured rate within 0.5 % is taken as one.
 STANDARD_RATES = [
@@ -104,15 +108,21 @@ def common_warnings(
     transitions: bool,
     markers: bool,
     fades: bool,
+    speed: bool = False,
 ) -> list[str]:
     """What the render did that format_name cannot hold, one sentence each."""
     meta = timeline.metadata[META]
     warnings = []
-    if grade_filters(meta.get("grade") or {}):
+    grade = meta.get("grade") or {}
+    if grade_filters(grade):
         warnings.append(
             f"{format_name} has no place for the colour grade of the style "
             f"{meta.get('style')!r}; the footage appears ungraded in your editor."
+            + lut_advice(grade)
         )
+    warnings += cleanup_warnings(timeline, format_name)
+    if not speed and (slowed := speed_warning(timeline, format_name)):
+        warnings.append(slowed)
     framing = _framing_warning(timeline, format_name)
     if framing:
         warnings.append(framing)
@@ -155,6 +165,31 @@ def common_warnings(
             f"{format_name} has no audio fades: add the song's {fade:g} s fade-out "
             "at the end yourself."
         )
+    return warnings
+
+
+def lut_advice(grade: dict[str, object]) -> str:
+    """Where the grade's LUT is, for applying it in an editor; "" if it has none."""
+    if not grade.get("lut"):
+        return ""
+    return f" Its LUT is {lut_path(str(grade['lut']))}: apply it there to match."
+
+
+def cleanup_warnings(timeline: otio.schema.Timeline, format_name: str) -> list[str]:
+    """The clips the render stabilized or denoised, which the format cannot say."""
+    done = {
+        "stabilize": ("stabilized", "stabilizer"),
+        "denoise": ("denoised", "noise reduction"),
+    }
+    warnings = []
+    for kind, names in cleaned_clip_names(timeline).items():
+        if names:
+            listed = ", ".join(names[:5]) + (" and others" if len(names) > 5 else "")
+            did, tool = done[kind]
+            warnings.append(
+                f"{format_name} cannot say that the render {did} {listed}; use your "
+                f"editor's {tool} on them."
+            )
     return warnings
 
 

@@ -10,6 +10,7 @@ import opentimelineio as otio
 
 from engine.export.common import source_rate, timeline_fps
 from engine.plan import META
+from engine.timewarp import clip_speed
 
 COLUMNS = [
     "index",
@@ -25,13 +26,15 @@ COLUMNS = [
     "record_out_frame",
     "beat",
     "transition_in",
+    "speed",
 ]
 
 
 def write_cut_list(
     timeline: otio.schema.Timeline, stem: str
 ) -> tuple[dict[str, str], list[str]]:
-    """Source in and out (timecode and seconds), record in and out, beat number.
+    """Source in and out (timecode and seconds), record in and out, beat number,
+    the transition into the shot and its speed (0.5: slow motion).
 
     Source timecodes count from the source's own start timecode at its own rate;
     seconds count from its first frame. Out points are exclusive, as editors
@@ -57,7 +60,9 @@ def write_cut_list(
         drop_frame = ";" in label
         first = clip.media_reference.available_range.start_time
         source_in = clip.source_range.start_time
-        length_sec = clip.source_range.duration.to_seconds()
+        # A slowed clip plays through less source than it lasts (engine.timewarp).
+        speed = clip_speed(clip)
+        length_sec = clip.source_range.duration.to_seconds() * speed
         in_frames = round(source_in.value)
         out_frames = in_frames + round(
             Fraction(length_sec).limit_denominator(10**6) * rate
@@ -81,6 +86,7 @@ def write_cut_list(
                 record_out,
                 clip.metadata.get(META, {}).get("beat_index", ""),
                 joined,
+                f"{speed:g}",
             ]
         )
         joined = "cut"

@@ -23,6 +23,8 @@ import opentimelineio as otio
 from engine.export.common import push_in_warning
 from engine.follow import enhancement_warnings
 from engine.frames import FrameTransform, grade_filters
+from engine.looks import cleanup_filters
+from engine.luts import INTERPOLATION, lut_path
 from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
 from engine.render import AUDIO_RATE, ClipPlacement, Join, read_placements
@@ -163,7 +165,7 @@ def _add_chain(
         remap = {"mlt_service": "timeremap", "map": timings, "image_mode": "nearest"}
         project.add("link", remap, chain)
         offset = -first
-    _add_frame_filters(project, chain, facts)
+    _add_frame_filters(project, chain, facts, placement.cleanup)
     return _Cut(chain.get("id", ""), offset)
 
 
@@ -183,7 +185,8 @@ def _remap_sec(
     """
     fps, name = project.fps, os.path.basename(placement.path)
     start_sec = placement.source_sec(first, fps)
-    times = _frame_times_sec(placement.path, start_sec, start_sec + span / fps)
+    end_sec = placement.source_sec(first + span, fps)
+    times = _frame_times_sec(placement.path, start_sec, end_sec)
     if times is None:
         project.warnings.append(
             f"{name} could not be read to check its frame timing; if its frame "
@@ -197,11 +200,11 @@ def _remap_sec(
         )
         return _frame_keyframes(placement, times, first, span, fps)
     in_frames = Fraction(placement.source_in_sec).limit_denominator(10**6) * fps
-    if in_frames.denominator == 1:
+    if in_frames.denominator == 1 and placement.speed == 1:
         return None
     relative_sec = start_sec - placement.start_sec + 0.5 / float(placement.rate)
     relative_sec += EPSILON_SEC
-    return {0: relative_sec, span: relative_sec + float(span / fps)}
+    return {0: relative_sec, span: relative_sec + end_sec - start_sec}
 
 
 def _add_source(
@@ -270,9 +273,13 @@ def _frame_keyframes(
 
 
 def _add_frame_filters(
-    project: _Project, chain: ET.Element, facts: dict[str, Any]
+    project: _Project,
+    chain: ET.Element,
+    facts: dict[str, Any],
+    cleanup: tuple[str, ...],
 ) -> None:
-    """Scale and crop (or pad) to the frame as the render does, then its grade."""
+    """Scale and crop (or pad) to the frame as the render does, then its clean-up
+    and grade."""
     sample_aspect = facts["sample_aspect"]
     shown = [facts["width"] * sample_aspect[0] / sample_aspect[1], facts["height"]]
     if facts["rotation"] % 180:
@@ -283,11 +290,24 @@ def _add_frame_filters(
     affine |= {"transition.rect": f"{x} {y} {width} {height} 1"}
     affine |= {"transition.fill": "1", "transition.distort": "1"}
     project.add("filter", affine | {"shotcut:filter": "affineSizePosition"}, chain)
-    # The grade is FFmpeg's lutyuv and vignette, with the render's own arguments.
-    for name, arguments in grade_filters(project.transform.grade):
-        options = dict(part.split("=", 1) for part in arguments.split(":"))
-        grade = {f"av.{key}": text.replace("\\,", ",") for key, text in options.items()}
-        project.add("filter", {"mlt_service": f"avfilter.{name}"} | grade, chain)
+    # Clean-up and grade are FFmpeg's filters, with the render's own arguments.
+    grade = project.transform.grade
+    for name, arguments in cleanup_filters(cleanup) + grade_filters(grade):
+        if name == "format":
+            continue  # MLT converts between pixel formats itself
+        options = _avfilter_options(name, arguments, grade)
+        project.add("filter", {"mlt_service": f"avfilter.{name}"} | options, chain)
+
+
+def _avfilter_options(
+    name: str, arguments: str, grade: dict[str, Any]
+) -> dict[str, str]:
+    """A filter's arguments as MLT's av.* properties, each set as it is."""
+    if name == "lut3d":
+        # Set on its own, the path needs none of the filter syntax's quoting.
+        return {"av.file": str(lut_path(str(grade["lut"]))), "av.interp": INTERPOLATION}
+    options = dict(part.split("=", 1) for part in arguments.split(":") if part)
+    return {f"av.{key}": text.replace("\\,", ",") for key, text in options.items()}
 
 
 # The video track: clips, and tractors for the transitions between them.
@@ -319,7 +339,12 @@ def _add_video_playlist(
 def _transition_entries(project: _Project, join: Join, cuts: list[_Cut]) -> list[Entry]:
     """A crossfade mixes both clips' handles; a dip or a flash mixes with a colour."""
     start, end = join.frame - join.before, join.frame + join.after
-    if join.kind == "crossfade":
+    if join.kind == "whip":
+        project.warnings.append(
+            "MLT has no whip pan: each is a dissolve of the same length, centred on "
+            "the same cut."
+        )
+    if join.kind in ("crossfade", "whip"):
         outgoing, incoming = cuts[0].entry(start, end), cuts[1].entry(start, end)
         return [_add_dissolve(project, outgoing, incoming)]
     # As the render: a dip to black, and every other kind (dip_white, flash) white.

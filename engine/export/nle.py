@@ -30,6 +30,7 @@ from engine.export.common import (
     video_clips,
 )
 from engine.plan import META
+from engine.timewarp import remove_time_warps
 
 Files = dict[str, str]
 REEL_LENGTH = 8
@@ -86,6 +87,7 @@ def write_fcpxml(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list
 def write_edl(timeline: otio.schema.Timeline, stem: str) -> tuple[Files, list[str]]:
     """A CMX 3600 EDL at the timeline's rate, and a table of its reel names."""
     copy = timeline.deepcopy()
+    remove_time_warps(copy)
     moved = song_to_frames(copy, "The EDL")
     _clips_to_timeline_rate(copy, from_timecode=True)
     fps = timeline_fps(timeline)

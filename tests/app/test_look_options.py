@@ -1,5 +1,5 @@
-"""The form's reframe and upscale choices reach the job, and the upscaling time
-estimated by the real `engine.inspect` shows before the job starts."""
+"""The look rows of the form: LUT, transitions, flashes, slow motion and clean-up,
+per job and per clip, become the job's fields, and the job file keeps them."""
 
 from __future__ import annotations
 
@@ -7,55 +7,118 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QPoint, QTimer
+from PySide6.QtWidgets import QFileDialog, QMenu
 
-from app.job_form import JobFormWidget
-from tests.subject_media import write_detail_clip
-
-ESTIMATE_TIMEOUT_MS = 60_000
+from app.look_options import load_look_choices, set_cleanup
+from engine import protocol
+from tests.app.test_main_window import fill_form
 
 
 @pytest.fixture
-def form(qtbot, tmp_path: Path) -> Iterator[JobFormWidget]:
-    widget = JobFormWidget(output_dir=tmp_path / "out")
-    qtbot.addWidget(widget)
-    widget.show()
-    yield widget
-    widget.shutdown()
-
-
-def choose(combo, value: str) -> None:
-    combo.setCurrentIndex(combo.findData(value))
-
-
-def test_the_choices_reach_the_job(form: JobFormWidget, tmp_path: Path) -> None:
-    clip = write_detail_clip(tmp_path / "small.mp4", seconds=1.0).path
-    form.clip_list.add_paths([clip])
-    form.song_edit.setText(str(tmp_path / "song.wav"))
-    choose(form.reframe_combo, "calm")
-    choose(form.upscale_combo, "auto")
-    spec = form.build_job_spec()
-    assert (spec.reframe, spec.upscale) == ("calm", "auto")
-
-
-def test_the_upscaling_estimate_shows_before_the_job(
-    qtbot, form: JobFormWidget, tmp_path: Path
-) -> None:
-    clip = write_detail_clip(tmp_path / "small.mp4", seconds=1.0).path
-    form.clip_list.add_paths([clip])
-    assert form.upscale_estimate.text() == ""
-    choose(form.quality_combo, "preview")
-    form.duration_spin.setValue(20)
-    choose(form.upscale_combo, "auto")
-
-    # 20 s at 30 fps from one 25 fps clip smaller than the output: 500 frames.
-    qtbot.waitUntil(
-        lambda: "500 frames" in form.upscale_estimate.text(),
-        timeout=ESTIMATE_TIMEOUT_MS,
+def media(tmp_path: Path) -> dict[str, Path]:
+    """Empty stand-ins: no engine opens them here."""
+    clip, folder, song = (
+        tmp_path / "beach.mp4",
+        tmp_path / "holiday",
+        tmp_path / "s.ogg",
     )
-    assert "Real-ESRGAN" in form.upscale_estimate.text()
-    choose(form.upscale_combo, "off")
-    assert form.upscale_estimate.text() == ""
+    folder.mkdir()
+    clip.write_bytes(b"")
+    song.write_bytes(b"")
+    return {"clip": clip, "folder": folder, "song": song}
+
+
+def choose(combo, value) -> None:
+    index = combo.findData(value)
+    assert index >= 0, value
+    combo.setCurrentIndex(index)
+
+
+def test_as_the_style_leaves_every_look_to_the_style(make_window, media):
+    window = make_window()
+    fill_form(window, media)
+    spec = window.form.build_job_spec()
+    defaults = protocol.JobSpec(clips=["a"], music="m", output="o.mp4")
+    for name in ("lut", "transition", "downbeat_flash", "slow_motion", "stabilize",
+                 "denoise", "stabilize_clips", "denoise_clips"):  # fmt: skip
+        assert getattr(spec, name) == getattr(defaults, name), name
+
+
+def test_the_chosen_looks_become_the_job(make_window, media, tmp_path):
+    window = make_window()
+    fill_form(window, media)
+    looks = window.form.looks
+    titles = {choice.title for choice in load_look_choices()}
+    assert {"Teal and orange", "Black and white", "Pastel", "Warm"} <= titles
+    choose(looks.lut_combo, "teal_orange")
+    choose(looks.transition_combo, "whip")
+    choose(looks.flash_combo, False)
+    choose(looks.slow_motion_combo, 0.5)
+    choose(looks.denoise_combo, True)
+    set_cleanup(window.form.clip_list.item(0), "stabilize", True)
+
+    spec = window.form.build_job_spec()
+
+    assert (spec.lut, spec.transition, spec.downbeat_flash) == (
+        "teal_orange",
+        "whip",
+        False,
+    )
+    assert (spec.slow_motion, spec.denoise, spec.stabilize) == (0.5, True, None)
+    assert spec.stabilize_clips == [str(media["clip"])]
+    assert window.form.clip_list.item(0).text() == "beach.mp4  (stabilize)"
+    again = protocol.JobSpec.from_json(spec.to_json())
+    assert again == spec
+
+
+def test_a_users_cube_is_loaded_into_the_look_menu(
+    make_window,
+    media,
+    tmp_path,
+    monkeypatch,
+):
+    cube = tmp_path / "my grade.cube"
+    cube.write_text("LUT_3D_SIZE 2\n" + "0 0 0\n" * 8, encoding="utf-8")
+    # The file dialog is the user's hand: it answers with the file they pick.
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(cube), "")
+    )
+    window = make_window()
+    fill_form(window, media)
+    window.form.looks.load_lut_button.click()
+    assert window.form.looks.lut_combo.currentText() == "my grade.cube (your LUT)"
+    assert window.form.build_job_spec().lut == str(cube)
+
+
+def test_a_clips_context_menu_marks_it_for_clean_up(
+    qtbot,
+    make_window,
+    media,
+):
+    window = make_window()
+    fill_form(window, media)
+    clip_list = window.form.clip_list
+    window.show()
+    qtbot.waitExposed(window)
+    seen = []
+
+    def pick_denoise() -> None:
+        (menu,) = [m for m in clip_list.findChildren(QMenu) if m.isVisible()]
+        seen.extend(action.text() for action in menu.actions())
+        menu.actions()[1].trigger()
+        menu.close()
+
+    QTimer.singleShot(50, pick_denoise)
+    position = clip_list.visualItemRect(clip_list.item(1)).center()
+    assert clip_list.itemAt(position) is clip_list.item(1)
+    clip_list.customContextMenuRequested.emit(QPoint(position))
+    assert seen == ["Stabilize this clip", "Denoise this clip"]
+    spec = window.form.build_job_spec()
+    assert spec.denoise_clips == [str(media["folder"])] and not spec.stabilize_clips
+    set_cleanup(clip_list.item(1), "denoise", False)
+    assert window.form.build_job_spec().denoise_clips == []
+    assert Path(clip_list.item(1).text()).name.startswith("holiday")
