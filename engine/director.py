@@ -23,8 +23,15 @@ import httpx
 import jsonschema
 import tenacity
 
+from engine.luts import lut_names
 from engine.prompt import MAX_BEATS_PER_CUT, interpret_prompt
-from engine.protocol import DIRECTOR_KEY_ENV, Event, JobSpec, make_warning
+from engine.protocol import (
+    DIRECTOR_KEY_ENV,
+    SLOWEST_SPEED,
+    Event,
+    JobSpec,
+    make_warning,
+)
 from engine.styles import (
     SECTION_KINDS,
     TRANSITION_KINDS,
@@ -51,6 +58,15 @@ FALLBACK_WARNING = "director_fallback"
 # HTTP statuses worth another try; any other error status is a setting to fix.
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 
+# Style fields an answer sets directly, by the same name.
+CHANGED_AS_IS = (
+    "min_shot_sec",
+    "variation",
+    "cut_on_downbeat",
+    "downbeat_flash",
+    "stabilize",
+    "denoise",
+)
 _GRADE_RANGES = {
     "contrast": (0.5, 2.0),
     "saturation": (0.0, 2.0),
@@ -77,6 +93,7 @@ def changes_schema() -> dict[str, Any]:
     """The JSON schema of an answer: style parameters to change, each in range."""
     grade = {name: _number(*limits) for name, limits in _GRADE_RANGES.items()}
     grade["vignette"] = {"type": "boolean"}
+    grade["lut"] = {"enum": ["", *lut_names()]}
     transition = {
         "type": "object",
         "properties": {
@@ -100,6 +117,9 @@ def changes_schema() -> dict[str, Any]:
             "transitions": _per_section(transition),
             "downbeat_flash": {"type": "boolean"},
             "chronological": {"type": "boolean"},
+            "speed": _per_section(_number(SLOWEST_SPEED, 1.0)),
+            "stabilize": {"type": "boolean"},
+            "denoise": {"type": "boolean"},
             "score_weights": _object(weights),
             "grade": _object(grade),
             "summary": {"type": "string", "maxLength": 300},
@@ -121,13 +141,15 @@ JSON schema given. Parameters:
   sections (1 to 16; more is calmer)
 - min_shot_sec: the shortest shot; variation: 0 to 1, how often a shot is
   shorter or longer than the rule; cut_on_downbeat: long shots end on a bar
-- transitions: per section, kind (cut, crossfade, dip_black, dip_white) and
-  beats (its length in beats)
+- transitions: per section, kind ({transitions}) and beats (its length in
+  beats)
+- speed: per section, how fast shots play (0.5 is slow motion; 1 is normal)
+- stabilize, denoise: steady shaky footage, clean noisy footage (slower)
 - downbeat_flash: white flashes on downbeats; chronological: shots in the
   order they were filmed
 - score_weights: what makes a shot good: motion, sharpness, exposure (0 to 1)
 - grade: contrast, saturation (0 is black and white), brightness, gamma,
-  warmth (+ warmer, - cooler), tint, vignette
+  warmth (+ warmer, - cooler), tint, vignette, lut (a colour look: {luts})
 - summary: what you changed, in one short sentence
 The current style is:
 {style}
@@ -313,6 +335,8 @@ def _request_body(prompt: str, base: Style, model: str) -> dict[str, Any]:
     }
     instructions = INSTRUCTIONS.format(
         styles=", ".join(style_names()),
+        transitions=", ".join(TRANSITION_KINDS),
+        luts=", ".join(lut_names()),
         style=json.dumps(current),
         schema=json.dumps(schema),
     )
@@ -427,9 +451,10 @@ def apply_changes(base: Style, changes: dict[str, Any], model: str) -> Style:
     style.beats_per_cut.update(changes.get("beats_per_cut", {}))
     for kind, rule in changes.get("transitions", {}).items():
         style.transitions[kind] = TransitionRule(rule["kind"], rule.get("beats", 0.0))
-    for name in ("min_shot_sec", "variation", "cut_on_downbeat", "downbeat_flash"):
+    for name in CHANGED_AS_IS:
         if name in changes:
             setattr(style, name, changes[name])
+    style.speed = {**style.speed, **changes.get("speed", {})}
     if "chronological" in changes:
         style.chronological = changes["chronological"]
     style.score_weights = {**style.score_weights, **changes.get("score_weights", {})}
@@ -446,14 +471,14 @@ def _headline(changes: dict[str, Any], model: str) -> str:
 
 def _described(changes: dict[str, Any]) -> list[str]:
     words = []
-    for group in ("beats_per_cut", "score_weights", "grade"):
+    for group in ("beats_per_cut", "speed", "score_weights", "grade"):
         values = changes.get(group, {})
         if values:
             listed = ", ".join(f"{name} {value}" for name, value in values.items())
             words.append(f"{group.replace('_', ' ')}: {listed}")
     for kind, rule in changes.get("transitions", {}).items():
         words.append(f"{rule['kind']} in the {kind} section")
-    for name in ("min_shot_sec", "variation", "cut_on_downbeat", "downbeat_flash"):
+    for name in CHANGED_AS_IS:
         if name in changes:
             words.append(f"{name.replace('_', ' ')}: {changes[name]}")
     if "chronological" in changes:

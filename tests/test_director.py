@@ -44,7 +44,7 @@ SECRET = "sk-test-3f9c1d7e-never-in-a-file"
 SLOW_MONOCHROME = {
     "beats_per_cut": {"quiet": 8, "build": 4, "peak": 2},
     "min_shot_sec": 0.7,
-    "grade": {"saturation": 0.0},
+    "grade": {"saturation": 0.0, "lut": "black_white"},
     "summary": "slower, in black and white",
 }
 
@@ -286,7 +286,9 @@ def summary_of(events: list[Any]) -> dict[str, Any]:
 def test_the_render_follows_the_endpoint_or_the_offline_rules(
     mode: str, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
-    with chat_server(mode, {"grade": {"saturation": 0.0}}) as server:
+    # The style's own look (a LUT) follows the grade: the answer replaces it too.
+    answer = {"grade": {"saturation": 0.0, "lut": "black_white"}}
+    with chat_server(mode, answer) as server:
         events, _, output = render_with(server, inputs, tmp_path)
     summary = summary_of(events)
     warnings = [event.data for event in events if event.kind is EventKind.WARNING]
@@ -296,7 +298,7 @@ def test_the_render_follows_the_endpoint_or_the_offline_rules(
         assert summary["prompt_interpreter"] == AI
         assert colourfulness(output) < 1.5  # black and white, as the AI answered
         assert fallbacks == []
-        assert summary["prompt_changes"][1] == "grade: saturation 0.0"
+        assert summary["prompt_changes"][1] == "grade: saturation 0.0, lut black_white"
     else:
         assert summary["prompt_interpreter"] == OFFLINE
         assert colourfulness(output) > 10  # the offline rules left the colour
