@@ -129,7 +129,11 @@ def _row(
         f"median of {len(runs)} ({times} s), peak {max(r.peak_mb for r in runs):.0f} MB"
     )
     if inside:
-        note += f"; the analysis itself {statistics.median(inside):.2f} s, the rest start-up"
+        note += (
+            f"; {statistics.median(inside):.2f} s of it in the logged analysis "
+            "(decode, librosa's import and numba's load, beats), the rest the "
+            "interpreter and the engine's imports"
+        )
     return Result(
         NAME,
         measure,
