@@ -99,6 +99,13 @@ class Tally:
         self.found += len(found)
         self.truth += len(truth.cuts)
 
+    def merge(self, other: Tally) -> None:
+        self.frames += other.frames
+        self.seconds += other.seconds
+        self.hits += other.hits
+        self.found += other.found
+        self.truth += other.truth
+
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
@@ -124,18 +131,7 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     sizes = QUICK if quick else FULL
     workdir = workdir.absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    rows: list[Result] = []
-    generated = {"ours": Tally(), "theirs": Tally()}
-    for size, frames, count in sizes.generated:
-        clips = [
-            _generated_clip(workdir, size, frames, number) for number in range(count)
-        ]
-        tallies = _compare(clips, sizes.repeats)
-        label = f"generated {size[0]}x{size[1]}"
-        rows.append(_speed_row(label, tallies, len(clips), sizes.repeats))
-        for who in generated:
-            _merge(generated[who], tallies[who])
-    rows.append(_f1_row("generated", generated))
+    rows = _generated_rows(workdir, sizes)
 
     media = os.environ.get("MONTAGE_AI_REAL_MEDIA", "")
     clips_dir = Path(media) / "video"
@@ -145,20 +141,32 @@ def run(workdir: Path, quick: bool) -> list[Result]:
     reel = _real_reel(workdir, clips_dir, sizes)
     tallies = _compare([reel], sizes.repeats)
     label = f"real reel {sizes.real_size[0]}x{sizes.real_size[1]}"
-    rows += [_speed_row(label, tallies, 1, sizes.repeats), _f1_row(label, tallies)]
+    return [
+        *rows,
+        _speed_row(label, tallies, 1, sizes.repeats),
+        _f1_row(label, tallies),
+    ]
+
+
+def _generated_rows(workdir: Path, sizes: Sizes) -> list[Result]:
+    """A speed row per size of generated clip, one F1 row for them all."""
+    rows: list[Result] = []
+    every = {who: Tally() for who in DETECTORS}
+    for size, frames, count in sizes.generated:
+        clips = [
+            _generated_clip(workdir, size, frames, number) for number in range(count)
+        ]
+        tallies = _compare(clips, sizes.repeats)
+        label = f"generated {size[0]}x{size[1]}"
+        rows.append(_speed_row(label, tallies, len(clips), sizes.repeats))
+        for who, tally in tallies.items():
+            every[who].merge(tally)
+    rows.append(_f1_row("generated", every))
     return rows
 
 
 def _skipped(why: str) -> Result:
     return Result(NAME, "skipped", 0.0, None, "", "-", None, note=why)
-
-
-def _merge(total: Tally, part: Tally) -> None:
-    total.frames += part.frames
-    total.seconds += part.seconds
-    total.hits += part.hits
-    total.found += part.found
-    total.truth += part.truth
 
 
 # The detectors
