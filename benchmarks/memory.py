@@ -1,141 +1,199 @@
-"""Peak memory of the engine for a 1080p render from a short and a long source.
+"""Benchmark 2, memory: the engine's peak resident memory for a 1080p render from
+a 1-minute, a 10-minute and a 60-minute 1080p source.
 
-Usage: python benchmarks/memory.py [--long-minutes 10] [--workdir DIR]
+Usage: python -m benchmarks.memory [--quick] [--workdir DIR]
 
-Generates a 10-second and a long 1080p source and a song, renders a 20-second
-1080p montage from each in its own engine process, and prints each process's peak
-resident memory side by side. Memory must stay flat: the target is the same figure
-for both, under 500 MB.
+The sources are one encoded period (1080p at a low frame rate, real GOPs, two
+cuts) copied packet by packet with later timestamps, so the long ones cost no
+encoding. The song is analysed first in its own process, measured too: it stands
+for the child the engine spawns for a song it has not analysed. The renders then
+find it cached and differ only in their source. Each render is its own engine
+process, its peak from wait4. Reference: the shortest source's figure, so the
+ratio shows whether memory stays flat.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
+import shutil
 import sys
-import tempfile
-import time
-import wave
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import numpy as np
+from benchmarks.common import (
+    Result,
+    check_exit,
+    engine_env,
+    python,
+    run_alone,
+    run_engine_job,
+    run_measured,
+    warm_numba,
+)
+from tests.media import write_drums, write_marker_clip, write_repeated_copy
 
-SOURCE_SIZE = (1920, 1080)
-SOURCE_FPS = 10
-TARGET_MB = 500
-
-
-def write_source(path: Path, seconds: float) -> None:
-    """A 1080p H.264 clip with moving content and a hard scene change every 20 s."""
-    width, height = SOURCE_SIZE
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=SOURCE_FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "30", "g": "50"}
-        for index in range(int(seconds * SOURCE_FPS)):
-            scene = index // (20 * SOURCE_FPS)
-            shift = (index * 7) % 255
-            rgb = np.empty((height, width, 3), dtype=np.uint8)
-            rgb[..., 0] = (x + shift + scene * 90) % 255
-            rgb[..., 1] = (y + scene * 50) % 255
-            rgb[..., 2] = (x + y + scene * 130) % 255
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, SOURCE_FPS)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+NAME = "memory"
+SIZE = (1920, 1080)
+FLAT_RATIO = 1.10
+LIMIT_MB = 500.0
+TARGET = f"flat (ratio <= {FLAT_RATIO:.2f}) and < {LIMIT_MB:.0f} MB"
+SONG_BPM = 120.0
 
 
-def write_song(path: Path, seconds: float, bpm: float = 120.0) -> None:
-    rate = 44100
-    samples = np.zeros(int(seconds * rate), dtype=np.float32)
-    click = np.hanning(882)[441:].astype(np.float32) * np.sin(np.arange(441) * 0.3)
-    for start in np.arange(0.5, seconds - 0.1, 60.0 / bpm):
-        offset = int(start * rate)
-        samples[offset : offset + click.size] += click * 0.8
-    with wave.open(str(path), "wb") as stream:
-        stream.setnchannels(1)
-        stream.setsampwidth(2)
-        stream.setframerate(rate)
-        stream.writeframes((samples * 32767).astype("<i2").tobytes())
+@dataclass(frozen=True)
+class Sizes:
+    """The encoded period, how often each source repeats it, the montage."""
+
+    period_sec: int
+    source_fps: int
+    gop_frames: int
+    copies: tuple[int, ...]
+    montage_sec: int
+    song_sec: int
 
 
-def child_peak_mb(command: list[str], log_path: Path, env: dict[str, str]) -> float:
-    """Run a command; return its peak resident memory in MB."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-        # wait4 gives this child's own peak, unlike RUSAGE_CHILDREN's running maximum.
-        _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{command[2]} failed: see {log_path}")
-    return usage.ru_maxrss / 1024
+FULL = Sizes(
+    period_sec=60,
+    source_fps=10,
+    gop_frames=20,
+    copies=(1, 10, 60),
+    montage_sec=25,
+    song_sec=180,
+)
+# The longest quick source still passes the analysis's keyframe-skim length.
+QUICK = Sizes(
+    period_sec=4,
+    source_fps=5,
+    gop_frames=10,
+    copies=(1, 10, 60),
+    montage_sec=3,
+    song_sec=20,
+)
 
 
-def render_peak_mb(
-    workdir: Path, source: Path, song: Path, name: str
-) -> tuple[float, float]:
-    """Run one engine process; return (peak RSS in MB, wall seconds)."""
+def run(workdir: Path, quick: bool) -> list[Result]:
+    """Analyse the song, then render from each source in its own process."""
+    sizes = QUICK if quick else FULL
+    workdir = workdir.absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    warm_numba(workdir / "numba", workdir / "warm-up.log")
+    # A fresh cache: the song and every source are analysed in this run.
+    shutil.rmtree(workdir / "cache", ignore_errors=True)
+    env = engine_env(workdir / "cache", workdir / "numba")
+    song = workdir / f"song-{sizes.song_sec}s.mp3"
+    if not song.exists():
+        write_drums(song, tempos=[(SONG_BPM, sizes.song_sec)])
+    music_log = workdir / "music.log"
+    music = run_measured(
+        [python(), "-m", "engine.cli", "analyze", str(song)], music_log, env
+    )
+    check_exit(music, "the song's analysis", music_log)
+
+    period = _write_period(workdir, sizes)
+    rows: list[Result] = []
+    reference_mb: float | None = None
+    for copies in sizes.copies:
+        length_sec = copies * sizes.period_sec
+        source = _long_source(workdir, period, copies, length_sec)
+        peak_mb, note = _render(workdir, source, song, sizes, env)
+        reference_mb = reference_mb or peak_mb
+        rows.append(_row(length_sec, peak_mb, reference_mb, sizes, note))
+    rows.append(_music_row(music.peak_mb, music.wall_sec, sizes.song_sec))
+    return rows
+
+
+def _write_period(workdir: Path, sizes: Sizes) -> Path:
+    """The encoded period: 1080p, a cut at each third, keyframes every GOP."""
+    frames = sizes.period_sec * sizes.source_fps
+    period = workdir / f"period-{sizes.period_sec}s.mp4"
+    if not period.exists():
+        print(f"generating {sizes.period_sec} s of {SIZE[1]}p...", flush=True)
+        partial = period.with_suffix(".partial.mp4")
+        write_marker_clip(
+            partial,
+            frames=frames,
+            fps=sizes.source_fps,
+            size=SIZE,
+            cuts=[frames // 3, 2 * frames // 3],
+            gop=sizes.gop_frames,
+        )
+        partial.rename(period)
+    return period
+
+
+def _long_source(workdir: Path, period: Path, copies: int, length_sec: int) -> Path:
+    if copies == 1:
+        return period
+    source = workdir / f"source-{length_sec}s.mp4"
+    if not source.exists():
+        partial = source.with_suffix(".partial.mp4")
+        period_sec = length_sec / copies
+        write_repeated_copy(period, partial, copies=copies, period_sec=period_sec)
+        partial.rename(source)
+    return source
+
+
+def _render(
+    workdir: Path, source: Path, song: Path, sizes: Sizes, env: dict[str, str]
+) -> tuple[float, str]:
+    """One engine process rendering a final 1080p montage; its peak and a note."""
+    name = source.stem
     job = {
         "clips": [str(source)],
         "music": str(song),
-        "output": str(workdir / f"{name}-montage.mp4"),
-        "duration_sec": 20,
+        "output": str(workdir / f"montage-{name}.mp4"),
+        "duration_sec": sizes.montage_sec,
         "quality": "final",
+        "size": list(SIZE),
         "seed": 1,
     }
-    job_path = workdir / f"{name}.json"
-    job_path.write_text(json.dumps(job))
-    started = time.monotonic()
-    peak_mb = child_peak_mb(
-        [sys.executable, "-m", "engine", str(job_path)],
-        workdir / f"{name}.log",
-        bench_env(workdir),
+    engine = run_engine_job(job, workdir / f"job-{name}.json", env)
+    note = (
+        f"{engine.wall_sec:.0f} s wall: clips {engine.stages.get('clips', 0):.1f} s, "
+        f"render {engine.stages.get('render', 0):.1f} s "
+        f"({source.stat().st_size / 2**20:.0f} MB source)"
     )
-    return peak_mb, time.monotonic() - started
+    return engine.peak_mb, note
 
 
-def bench_env(workdir: Path) -> dict[str, str]:
-    return {**os.environ, "MONTAGE_AI_CACHE_DIR": str(workdir / "cache")}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--long-minutes", type=float, default=10.0)
-    parser.add_argument("--workdir", type=Path)
-    args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="montage-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    song = workdir / "song.wav"
-    write_song(song, 40)
-    # The song's analysis runs first, in its own process, so that both renders find
-    # it cached and differ only in their source.
-    started = time.monotonic()
-    music_mb = child_peak_mb(
-        [sys.executable, "-m", "engine.cli", "analyze", str(song)],
-        workdir / "music.log",
-        bench_env(workdir),
+def _row(
+    length_sec: int, peak_mb: float, reference_mb: float, sizes: Sizes, note: str
+) -> Result:
+    flat = peak_mb <= FLAT_RATIO * reference_mb
+    return Result(
+        NAME,
+        f"peak RSS, {sizes.montage_sec} s final {SIZE[1]}p from {_length(length_sec)}",
+        peak_mb,
+        reference_mb,
+        "MB",
+        TARGET,
+        flat and peak_mb < LIMIT_MB,
+        reference_name=f"from {_length(sizes.copies[0] * sizes.period_sec)}",
+        note=note,
     )
-    rows = [("music", 40.0, music_mb, time.monotonic() - started)]
-    for name, seconds in (("long", args.long_minutes * 60), ("short", 10.0)):
-        source = workdir / f"{name}.mp4"
-        if not source.exists():
-            print(f"generating {name} source ({seconds:.0f} s of 1080p)...", flush=True)
-            write_source(source, seconds)
-        peak_mb, wall = render_peak_mb(workdir, source, song, name)
-        rows.append((name, seconds, peak_mb, wall))
-    print(f"\n{'process':<8}{'length':>10}{'peak RSS':>12}{'wall':>9}")
-    for name, seconds, peak_mb, wall in rows:
-        print(f"{name:<8}{seconds:>9.0f}s{peak_mb:>9.0f} MB{wall:>8.1f}s")
-    long_mb, short_mb = rows[1][2], rows[2][2]
-    print(
-        f"\nlong / short: {long_mb / short_mb:.2f}   target: flat, under {TARGET_MB} MB"
+
+
+def _music_row(peak_mb: float, wall_sec: float, song_sec: int) -> Result:
+    return Result(
+        NAME,
+        f"peak RSS, song analysis process ({song_sec} s MP3)",
+        peak_mb,
+        None,
+        "MB",
+        "-",
+        None,
+        note=(
+            f"{wall_sec:.1f} s; the engine runs this in a child process for a song "
+            "not yet analysed, so its memory is gone before the render starts"
+        ),
     )
-    return 0
+
+
+def _length(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_alone(NAME, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

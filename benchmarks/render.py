@@ -14,14 +14,12 @@ ours and ffmpeg's alternate, and the fastest of each counts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,12 +28,13 @@ import av
 import opentimelineio as otio
 
 from benchmarks.common import (
-    Measured,
     Result,
+    check_exit,
     engine_env,
-    print_results,
     python,
+    run_alone,
     run_measured,
+    stage_durations,
 )
 from engine.frames import FrameTransform
 from engine.plan import META, timeline_rate
@@ -162,30 +161,14 @@ def _run_engine(job: Path, workdir: Path, name: str) -> Timed:
     measured = run_measured(
         [python(), "-m", "engine", str(job)], log_path, engine_env(workdir / "cache")
     )
-    _check(measured, "the engine", log_path)
-    stage_times = {}
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == "stage":
-                stage_times[event["stage"]] = float(event["time"])
-    render_sec = None
-    if "render" in stage_times and "export" in stage_times:
-        render_sec = stage_times["export"] - stage_times["render"]
-    return Timed(measured.wall_sec, render_sec)
+    check_exit(measured, "the engine", log_path)
+    return Timed(measured.wall_sec, stage_durations(log_path).get("render"))
 
 
 def _run_ffmpeg(command: list[str], log_path: Path) -> float:
     measured = run_measured(command, log_path)
-    _check(measured, "ffmpeg", log_path)
+    check_exit(measured, "ffmpeg", log_path)
     return measured.wall_sec
-
-
-def _check(measured: Measured, what: str, log_path: Path) -> None:
-    if measured.returncode != 0:
-        raise RuntimeError(
-            f"{what} failed (exit {measured.returncode}): see {log_path}"
-        )
 
 
 def ffmpeg_command(timeline: otio.schema.Timeline, output: Path) -> list[str]:
@@ -307,13 +290,7 @@ def _shell_line(command: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--workdir", type=Path)
-    args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="montage-bench-render-"))
-    print_results(run(workdir, args.quick))
-    return 0
+    return run_alone(NAME, __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -1028,14 +1028,7 @@ def write_long_marker_clip(
     period = Path(path).with_suffix(".period" + Path(path).suffix)
     write_marker_clip(period, frames=period_frames, fps=fps, size=size, gop=1)
     copies = max(1, round(duration_sec * fps / period_frames))
-    with av.open(str(period)) as source, av.open(str(path), "w") as target:
-        stream = source.streams.video[0]
-        copy = target.add_stream_from_template(stream)
-        packets = [packet for packet in source.demux(stream) if packet.size]
-        period_pts = round(period_frames / fps / stream.time_base)
-        for number in range(copies):
-            for packet in packets:
-                target.mux(_shifted_packet(packet, number * period_pts, copy))
+    write_repeated_copy(period, path, copies=copies, period_sec=period_frames / fps)
     period.unlink()
     frames = copies * period_frames
     return ClipTruth(
@@ -1043,6 +1036,24 @@ def write_long_marker_clip(
         times_sec=[index / fps for index in range(frames)], cuts=[], rotation=0,
         size=size, display_size=size, codec="libx264", has_audio=False, gop=1,
     )  # fmt: skip
+
+
+def write_repeated_copy(
+    source: str | Path, target: str | Path, *, copies: int, period_sec: float
+) -> None:
+    """The video stream of source, copied packet by packet copies times, each copy
+    period_sec after the one before: a long clip without encoding it.
+
+    The copies keep the source's GOPs; period_sec is the source's length.
+    """
+    with av.open(str(source)) as reading, av.open(str(target), "w") as writing:
+        stream = reading.streams.video[0]
+        copy = writing.add_stream_from_template(stream)
+        packets = [packet for packet in reading.demux(stream) if packet.size]
+        period_pts = round(period_sec / stream.time_base)
+        for number in range(copies):
+            for packet in packets:
+                writing.mux(_shifted_packet(packet, number * period_pts, copy))
 
 
 def _shifted_packet(packet: av.Packet, offset_pts: int, stream: Any) -> av.Packet:
