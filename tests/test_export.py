@@ -360,7 +360,10 @@ def test_fcpxml_formats_and_timecode_come_from_our_probe(
     assert checked == len(rates)
     sequence = root.find("./project/sequence")
     assert sequence is not None
-    assert formats[sequence.get("format")].get("height") == "180"
+    sequence_format = formats[sequence.get("format")]
+    assert sequence_format.get("height") == "180"
+    # A name is a Final Cut preset, which would override the size and rate given.
+    assert "name" not in sequence_format.attrib
 
 
 def test_fcp7_files_carry_size_and_rate(render: dict[str, Any]) -> None:

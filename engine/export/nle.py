@@ -391,8 +391,9 @@ def _fill_fcpxml_formats(root: ET.Element, timeline: otio.schema.Timeline) -> No
             sequence_format.set("frameDuration", _seconds(1 / timeline_fps(timeline)))
             sequence_format.set("width", str(meta["width"]))
             sequence_format.set("height", str(meta["height"]))
-            if not sequence_format.get("name"):
-                del sequence_format.attrib["name"]
+            # The adapter names it after the first clip's size (through ffprobe,
+            # when installed): a 640x480 name on a 1080p sequence misleads Final Cut.
+            sequence_format.attrib.pop("name", None)
     facts = _facts_by_url(timeline)
     formats: dict[tuple[Fraction, int, int], str] = {}
     used_ids = {element.get("id") for element in resources}

@@ -67,9 +67,11 @@ def test_real_engine_renders_generated_media(qtbot, tmp_path):
 @pytest.mark.slow
 @pytest.mark.real_media
 def test_real_engine_renders_real_media(qtbot, tmp_path):
-    media = os.environ.get(REAL_MEDIA_ENV)
-    if not media:
-        pytest.skip(f"set {REAL_MEDIA_ENV} to a folder with video/ and music/")
+    media = os.environ.get(REAL_MEDIA_ENV, "")
+    if not (media and (Path(media) / "music" / REAL_SONG).is_file()):
+        pytest.skip(
+            f"real media not fetched (set {REAL_MEDIA_ENV} to a folder with video/ and music/)"
+        )
     spec = protocol.JobSpec(
         clips=[str(Path(media) / "video")],
         music=str(Path(media) / "music" / REAL_SONG),
