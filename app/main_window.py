@@ -11,15 +11,18 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QFont, QKeySequence
 from PySide6.QtWidgets import (
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -124,8 +127,19 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner_label)
         self.form = JobFormWidget(Path(self.settings.output_dir), central)
         self._select_quality(self.settings.default_quality)
-        layout.addWidget(self.form, 3)
-        layout.addWidget(self._build_queue_box(), 2)
+        # The form keeps its full height and scrolls; the splitter gives the
+        # queue more room or less, as the user drags it.
+        form_area = QScrollArea()
+        form_area.setWidget(self.form)
+        form_area.setWidgetResizable(True)
+        form_area.setFrameShape(QFrame.Shape.NoFrame)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(form_area)
+        splitter.addWidget(self._build_queue_box())
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+        layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.export_controller = ExportController(
             self.exports, self.queue_panel.selected_record, self
