@@ -129,11 +129,16 @@ def plan_follow_path(
     """
     step_sec = float(times_sec[1] - times_sec[0]) if len(times_sec) > 1 else 1.0
     sigma_frames = smoothing_sec / step_sec
-    boxes = _face_boxes_at(samples, times_sec)
-    zoom = _required_zoom(boxes, window)
+    faces = _face_boxes_at(samples, times_sec, 0.0)
+    # Widened only for the faces themselves; their margin is kept where it fits.
+    zoom = _required_zoom(faces, window)
     smooth_zoom = np.maximum(
         zoom, _smooth(_running_max(zoom, round(2 * sigma_frames)), sigma_frames)
     )
+    boxes = _face_boxes_at(samples, times_sec, FACE_MARGIN)
+    spans = np.stack([window[0] * smooth_zoom, window[1] * smooth_zoom], axis=1)
+    too_wide = boxes[:, 2:] - boxes[:, :2] > spans  # per axis: x, y
+    boxes = np.where(too_wide[:, [0, 1, 0, 1]], faces, boxes)
     targets = _targets_at(samples, times_sec)
     centres = []
     for axis in (0, 1):
@@ -149,7 +154,9 @@ def plan_follow_path(
     )
 
 
-def _face_boxes_at(samples: list[SubjectSample], times_sec: np.ndarray) -> np.ndarray:
+def _face_boxes_at(
+    samples: list[SubjectSample], times_sec: np.ndarray, margin: float
+) -> np.ndarray:
     """Per frame, the box (left, top, right, bottom) holding every face of the
     samples either side of it, margins included; NaN where there is none.
 
@@ -158,7 +165,7 @@ def _face_boxes_at(samples: list[SubjectSample], times_sec: np.ndarray) -> np.nd
     per_sample = np.full((len(samples), 4), np.nan)
     for index, sample in enumerate(samples):
         if sample.faces:
-            faces = np.array([_with_margin(face) for face in sample.faces])
+            faces = np.array([_with_margin(face, margin) for face in sample.faces])
             per_sample[index] = [*faces[:, :2].min(axis=0), *faces[:, 2:].max(axis=0)]
     sample_times = np.array([sample.time_sec for sample in samples])
     before = np.clip(np.searchsorted(sample_times, times_sec, "right") - 1, 0, None)
@@ -171,10 +178,10 @@ def _face_boxes_at(samples: list[SubjectSample], times_sec: np.ndarray) -> np.nd
     return boxes
 
 
-def _with_margin(face: tuple[float, float, float, float]) -> list[float]:
+def _with_margin(face: tuple[float, float, float, float], margin: float) -> list[float]:
     left, top, right, bottom = face
-    grow_x = (right - left) * FACE_MARGIN
-    grow_y = (bottom - top) * FACE_MARGIN
+    grow_x = (right - left) * margin
+    grow_y = (bottom - top) * margin
     return [
         max(0.0, left - grow_x),
         max(0.0, top - grow_y),
@@ -214,7 +221,10 @@ def _targets_at(samples: list[SubjectSample], times_sec: np.ndarray) -> np.ndarr
 
 
 def _hold_faces(
-    centre: np.ndarray, low: np.ndarray, high: np.ndarray, span: np.ndarray
+    centre: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    span: np.ndarray,
 ) -> np.ndarray:
     """Move the window (centre, span wide) the least that keeps [low, high] inside
     it, and the window inside the picture; a window wider than the picture is

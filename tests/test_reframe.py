@@ -279,3 +279,20 @@ def test_reframing_a_clip_of_the_outputs_shape_says_it_changed_nothing(
     warnings = [e.data for e in events if e.kind is EventKind.WARNING]
     assert [w["code"] for w in warnings] == ["reframe"]
     assert not any("follow" in clip.metadata[META] for clip in video_clips(timeline))
+
+
+def test_a_close_up_that_fits_the_window_is_not_widened_for_its_margin() -> None:
+    """A face 0.30 of a 16:9 picture wide fits its 9:16 window (0.32 wide); with
+    its 25 % margin (0.45) it would not. The window stays at the output's size
+    (no black bars) and holds the face whole."""
+    face = (0.50, 0.30, 0.80, 0.70)
+    samples = [SubjectSample(time_sec / 6, faces=[face]) for time_sec in range(13)]
+    times_sec = np.arange(0, 2, 1 / 25)
+    window = ((9 / 16) / (16 / 9), 1.0)
+
+    path = plan_follow_path(samples, times_sec, window, smoothing_sec=1.0)
+
+    assert max(path.zoom) == pytest.approx(1.0)
+    for x in path.x:
+        assert x - window[0] / 2 <= face[0] + 1e-9
+        assert face[2] <= x + window[0] / 2 + 1e-9
