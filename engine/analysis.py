@@ -279,6 +279,9 @@ def _decode_features(
 def _prepare_stream(container: Any, info: MediaInfo, keyframes_only: bool) -> Any:
     stream = container.streams[info.video_stream]
     stream.thread_type = "AUTO"
+    # Deblocking costs a quarter of H.264 decoding and changes nothing the
+    # analysis sees at its size (a 1080p block edge is a pixel wide at 320).
+    stream.codec_context.options = {"skip_loop_filter": "all"}
     if keyframes_only:
         stream.codec_context.skip_frame = "NONKEY"
     return stream
