@@ -37,8 +37,9 @@ from benchmarks.common import (
     stage_durations,
 )
 from engine.frames import FrameTransform
+from engine.placements import read_placements
 from engine.plan import META, timeline_rate
-from engine.render import AUDIO_BITRATE, AUDIO_RATE, QUALITY_SETTINGS, read_placements
+from engine.render import AUDIO_BITRATE, AUDIO_RATE, QUALITY_SETTINGS
 
 NAME = "render"
 SONG = "Sean Hawk - In Rome.ogg"

@@ -20,7 +20,7 @@ from engine.plan import META
 from engine.protocol import EXPORT_SUFFIXES
 
 if TYPE_CHECKING:
-    from engine.render import ClipPlacement, Join
+    from engine.placements import ClipPlacement, Join
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import opentimelineio as otio
 
 from engine.detect import DETECT_RATE_PER_SEC, SubjectSample, sample_subject
 from engine.follow import FollowPath, display_size
+from engine.placements import ClipPlacement, read_placements
 from engine.plan import META, timeline_rate
-from engine.render import ClipPlacement, read_placements
 
 log = logging.getLogger(__name__)
 

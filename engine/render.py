@@ -1,7 +1,7 @@
 """Render the timeline frame by frame with PyAV: decode, transform, grade, encode.
 
-Memory stays bounded: at most two sources are open at once (during a transition),
-and only their current frames are held. The MP4 is written to a hidden temporary
+Memory stays bounded: the frames on screen, a few sources waiting for a later shot
+and a few frames decoded ahead are all that is held. The MP4 is written to a hidden temporary
 file beside the output and renamed into place only when it is complete.
 """
 
@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from glob import escape as glob_escape
 from pathlib import Path
@@ -23,20 +22,14 @@ import numpy as np
 import opentimelineio as otio
 
 from engine.clip_audio import resampled_stereo, with_clip_sound
-from engine.errors import DiskFullError, MediaError, OutputError, RenderError
-from engine.follow import FollowPath, FollowReader, uncropped_transform
+from engine.compose import compose_frames
+from engine.errors import DiskFullError, OutputError
 from engine.frames import (
-    FrameReader,
     FrameTransform,
-    PushIn,
-    SourceReader,
-    StillReader,
 )
-from engine.looks import cleanup_of
+from engine.placements import read_placements
 from engine.plan import META, timeline_rate
 from engine.prefetch import Prefetcher
-from engine.timewarp import clip_speed
-from engine.whip import whip_frame
 
 log = logging.getLogger(__name__)
 
@@ -46,131 +39,11 @@ QUALITY_SETTINGS = {
     "preview": {"preset": "ultrafast", "crf": "28"},
     "final": {"preset": "veryfast", "crf": "20"},
 }
-# Sources kept open after their shot, for a later shot further on in them.
-MAX_IDLE_READERS = 3
 # Output frames decoded ahead of the encoder (a 1080p frame is 3 MB).
 PREFETCH_FRAMES = 8
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-# Limited-range YUV values of black and white.
-BLACK_YUV = (16, 128, 128)
-WHITE_YUV = (235, 128, 128)
 
 ProgressCallback = Callable[[float, float | None], None]
-
-
-@dataclass
-class ClipPlacement:
-    """One timeline clip, resolved into output frames and source seconds."""
-
-    path: str
-    record_start: int
-    record_end: int
-    source_in_sec: float
-    rate: Fraction
-    start_sec: float
-    rotation: int
-    sample_aspect: tuple[int, int]
-    reach_before: int = 0
-    reach_after: int = 0
-    # A still's scale at its first and last frame shown; None for a video.
-    push_in: tuple[float, float] | None = None
-    # engine.reframe's window path and engine.upscale's plan, from the metadata.
-    follow: dict[str, Any] | None = None
-    upscale: dict[str, Any] | None = None
-    # Source seconds per output second (0.5: slow motion), and clean-up filters.
-    speed: float = 1.0
-    cleanup: tuple[str, ...] = ()
-
-    def source_sec(self, frame: int, fps: Fraction) -> float:
-        """The stream time shown at output frame `frame` (may lie in a handle)."""
-        offset_sec = (frame - self.record_start) / fps * self.speed
-        return self.start_sec + self.source_in_sec + offset_sec
-
-    def still_push_in(self, fps: Fraction) -> PushIn | None:
-        """A still's zoom over every frame it is shown, transition handles too."""
-        if self.push_in is None:
-            return None
-        first = self.record_start - self.reach_before
-        last = self.record_end + self.reach_after - 1
-        return PushIn(
-            self.source_sec(first, fps), self.source_sec(last, fps), *self.push_in
-        )
-
-
-@dataclass
-class Join:
-    """A transition between placements[index] and placements[index + 1]."""
-
-    index: int
-    frame: int
-    kind: str
-    before: int
-    after: int
-
-
-def read_placements(
-    timeline: otio.schema.Timeline,
-) -> tuple[list[ClipPlacement], list[Join]]:
-    """Resolve the video track into placements and joins, in output frames."""
-    fps = timeline_rate(timeline)
-    track = timeline.video_tracks()[0]
-    placements: list[ClipPlacement] = []
-    joins: list[Join] = []
-    pending: otio.schema.Transition | None = None
-    record = 0
-    for item in track:
-        if isinstance(item, otio.schema.Transition):
-            pending = item
-            continue
-        if not isinstance(item, otio.schema.Clip):
-            record += round(item.duration().rescaled_to(fps).value)
-            continue
-        placement = _placement(item, record, fps)
-        if pending is not None and placements:
-            join = _join(pending, len(placements) - 1, record, fps)
-            joins.append(join)
-            placements[-1].reach_after = join.after
-            placement.reach_before = join.before
-            pending = None
-        placements.append(placement)
-        record = placement.record_end
-    return placements, joins
-
-
-def _placement(clip: otio.schema.Clip, record: int, fps: Fraction) -> ClipPlacement:
-    reference = clip.media_reference
-    facts = reference.metadata[META]
-    rate = Fraction(*facts["fps"])
-    source_range = clip.source_range
-    offset = source_range.start_time - reference.available_range.start_time
-    in_frames = offset.rescaled_to(float(rate)).value
-    length = round(source_range.duration.rescaled_to(fps).value)
-    clip_meta = clip.metadata.get(META, {})
-    push_in = clip_meta.get("push_in")
-    return ClipPlacement(
-        path=reference.target_url,
-        record_start=record,
-        record_end=record + length,
-        source_in_sec=float(Fraction(round(in_frames)) / rate),
-        rate=rate,
-        start_sec=float(facts["start_sec"]),
-        rotation=int(facts["rotation"]),
-        sample_aspect=(int(facts["sample_aspect"][0]), int(facts["sample_aspect"][1])),
-        push_in=(float(push_in[0]), float(push_in[1])) if push_in else None,
-        follow=clip_meta.get("follow"),
-        upscale=clip_meta.get("upscale"),
-        speed=clip_speed(clip),
-        cleanup=cleanup_of(clip),
-    )
-
-
-def _join(
-    transition: otio.schema.Transition, index: int, frame: int, fps: Fraction
-) -> Join:
-    kind = transition.metadata.get(META, {}).get("kind", "crossfade")
-    before = round(transition.in_offset.rescaled_to(fps).value)
-    after = round(transition.out_offset.rescaled_to(fps).value)
-    return Join(index, frame, kind, before, after)
 
 
 def render_timeline(
@@ -350,255 +223,6 @@ class _Eta:
         if done < 5 or elapsed < 0.5:
             return None
         return elapsed / done * (self.total - done)
-
-
-def compose_frames(
-    placements: list[ClipPlacement],
-    joins: list[Join],
-    transform: FrameTransform,
-    fps: Fraction,
-    total_frames: int,
-) -> Iterator[av.VideoFrame]:
-    """Yield every output frame in order; readers open and close as clips pass."""
-    readers = OpenReaders(placements)
-    join_at = {join.index: join for join in joins}
-    current = 0
-    try:
-        for number in range(total_frames):
-            while (
-                current + 1 < len(placements)
-                and number >= placements[current].record_end
-            ):
-                current += 1
-            for index in [i for i in readers if i < current]:
-                # Kept open until its transition handle has been shown.
-                if (
-                    number
-                    >= placements[index].record_end + placements[index].reach_after
-                ):
-                    readers.release(index, fps)
-            yield _frame_at(
-                number, current, placements, join_at, readers, transform, fps
-            )
-    finally:
-        readers.close_all()
-
-
-def _frame_at(
-    number: int,
-    current: int,
-    placements: list[ClipPlacement],
-    join_at: dict[int, Join],
-    readers: OpenReaders,
-    transform: FrameTransform,
-    fps: Fraction,
-) -> av.VideoFrame:
-    frame = _source_frame(current, number, placements, readers, transform, fps)
-    incoming = join_at.get(current)
-    if incoming is not None and number >= incoming.frame - incoming.before:
-        # The next clip's transition has begun before this clip's last frame.
-        return _blend(
-            incoming, number, frame, current + 1, placements, readers, transform, fps
-        )
-    outgoing = join_at.get(current - 1)
-    if outgoing is not None and number < outgoing.frame + outgoing.after:
-        return _blend(outgoing, number, None, current, placements, readers, transform, fps,
-                      incoming_frame=frame)  # fmt: skip
-    return frame
-
-
-def _blend(
-    join: Join,
-    number: int,
-    outgoing_frame: av.VideoFrame | None,
-    other: int,
-    placements: list[ClipPlacement],
-    readers: OpenReaders,
-    transform: FrameTransform,
-    fps: Fraction,
-    incoming_frame: av.VideoFrame | None = None,
-) -> av.VideoFrame:
-    """One frame inside a transition window around join.frame."""
-    start = join.frame - join.before
-    if join.kind in ("crossfade", "whip"):
-        if outgoing_frame is None:
-            outgoing_frame = _source_frame(
-                other - 1, number, placements, readers, transform, fps
-            )
-        if incoming_frame is None:
-            incoming_frame = _source_frame(
-                other, number, placements, readers, transform, fps
-            )
-        weight = (number - start + 0.5) / (join.before + join.after)
-        if join.kind == "whip":
-            frames = join.before + join.after
-            return whip_frame(outgoing_frame, incoming_frame, weight, frames)
-        return _mix(outgoing_frame, incoming_frame, weight)
-    color = BLACK_YUV if join.kind == "dip_black" else WHITE_YUV
-    if number < join.frame:
-        assert outgoing_frame is not None
-        weight = (number - start + 0.5) / max(1, join.before)
-        return _mix_color(outgoing_frame, color, weight)
-    assert incoming_frame is not None
-    weight = (number - join.frame + 0.5) / max(1, join.after)
-    return _mix_color(incoming_frame, color, 1.0 - weight)
-
-
-def _source_frame(
-    index: int,
-    number: int,
-    placements: list[ClipPlacement],
-    readers: OpenReaders,
-    transform: FrameTransform,
-    fps: Fraction,
-) -> av.VideoFrame:
-    placement = placements[index]
-    reader = readers.get(index) or readers.reuse(index)
-    if reader is None:
-        reader = readers[index] = _open_reader(placement, transform, fps)
-    try:
-        return reader.frame_at(placement.source_sec(number, fps))
-    except (av.error.FFmpegError, OSError) as error:
-        # Not the output's fault: render_timeline reads a bare OSError as one.
-        raise RenderError(
-            f"{Path(placement.path).name}: reading it failed during the render "
-            f"({error}); its drive may have been unplugged or the file changed. "
-            "Reconnect it and render again.",
-            placement.path,
-        ) from error
-
-
-def _open_reader(
-    placement: ClipPlacement, transform: FrameTransform, fps: Fraction
-) -> FrameReader:
-    push_in = placement.still_push_in(fps)
-    try:
-        if push_in is not None:
-            return StillReader(
-                placement.path,
-                transform,
-                rotation=placement.rotation,
-                sample_aspect=placement.sample_aspect,
-                push_in=push_in,
-            )
-        return _open_video(placement, transform)
-    except MediaError as error:
-        # A source gone since it was probed fails this render, not the clip list.
-        raise RenderError(error.message, error.path) from error
-    except (av.error.FFmpegError, OSError) as error:
-        raise RenderError(
-            f"{Path(placement.path).name}: could not be read for rendering ({error}). "
-            "Check that the file is still there and plays.",
-            placement.path,
-        ) from error
-
-
-class OpenReaders(dict[int, FrameReader]):
-    """The readers of the placements on screen, by index, and a few idle ones.
-
-    When a shot ends and a later shot shows more of the same source further on,
-    its reader stays open for it and decodes on instead of opening and seeking
-    again: sources are decoded in order, once each where the edit allows.
-    """
-
-    def __init__(
-        self, placements: list[ClipPlacement], max_idle: int = MAX_IDLE_READERS
-    ) -> None:
-        super().__init__()
-        self.placements = placements
-        self.max_idle = max_idle
-        # By the index of the placement that will use it next.
-        self._idle: dict[int, SourceReader] = {}
-
-    def reuse(self, index: int) -> FrameReader | None:
-        """The idle reader kept for this placement, now its own."""
-        reader = self._idle.pop(index, None)
-        if reader is not None:
-            self[index] = reader
-        return reader
-
-    def release(self, index: int, fps: Fraction) -> None:
-        """A placement's shot is over: keep its reader for a later one, or close it."""
-        reader = self.pop(index, None)
-        if reader is None:
-            return
-        later = self._next_use(index, fps)
-        if not isinstance(reader, SourceReader) or later is None:
-            reader.close()
-            return
-        self._idle[later] = reader
-        while len(self._idle) > self.max_idle:
-            # The one needed last goes first.
-            self._idle.pop(max(self._idle)).close()
-
-    def _next_use(self, index: int, fps: Fraction) -> int | None:
-        """The next placement that shows its source from where this one stopped."""
-        placement = self.placements[index]
-        end_sec = placement.source_sec(
-            placement.record_end + placement.reach_after, fps
-        )
-        for later in range(index + 1, len(self.placements)):
-            other = self.placements[later]
-            if other.path != placement.path or other.push_in is not None:
-                continue
-            start_sec = other.source_sec(other.record_start - other.reach_before, fps)
-            if start_sec < end_sec or later in self._idle or later in self:
-                return None
-            return later
-        return None
-
-    def close_all(self) -> None:
-        for reader in [*self.values(), *self._idle.values()]:
-            reader.close()
-        self.clear()
-        self._idle.clear()
-
-
-def _open_video(placement: ClipPlacement, transform: FrameTransform) -> FrameReader:
-    """A video's reader, upscaled and following its subject where the plan says."""
-    hook = None
-    if placement.upscale:
-        from engine.upscale import frame_hook  # loads OpenCV: only when upscaling
-
-        hook = frame_hook(
-            placement.path, placement.upscale["scale"], placement.upscale["method"]
-        )
-    follow = FollowPath.from_dict(placement.follow) if placement.follow else None
-    reader = SourceReader(
-        placement.path,
-        uncropped_transform(transform) if follow else transform,
-        rotation=placement.rotation,
-        sample_aspect=placement.sample_aspect,
-        rate=placement.rate,
-        before_shape=hook,
-        cleanup=placement.cleanup,
-    )
-    if follow is None:
-        return reader
-    return FollowReader(reader, follow, transform.width, transform.height)
-
-
-def _mix(first: av.VideoFrame, second: av.VideoFrame, weight: float) -> av.VideoFrame:
-    a = first.to_ndarray().astype(np.float32)
-    b = second.to_ndarray().astype(np.float32)
-    mixed = a + (b - a) * min(1.0, max(0.0, weight))
-    return av.VideoFrame.from_ndarray(np.rint(mixed).astype(np.uint8), format="yuv420p")
-
-
-def _mix_color(
-    frame: av.VideoFrame, color: tuple[int, int, int], weight: float
-) -> av.VideoFrame:
-    """Blend toward a flat colour; weight 1 is all colour."""
-    planes = frame.to_ndarray().astype(np.float32)
-    height = frame.height
-    target = np.empty_like(planes)
-    target[:height] = color[0]
-    # yuv420p arrays hold the U plane's rows, then the V plane's, under Y.
-    chroma = target[height:].reshape(-1)
-    chroma[: chroma.size // 2] = color[1]
-    chroma[chroma.size // 2 :] = color[2]
-    mixed = planes + (target - planes) * min(1.0, max(0.0, weight))
-    return av.VideoFrame.from_ndarray(np.rint(mixed).astype(np.uint8), format="yuv420p")
 
 
 def music_frames(

@@ -28,9 +28,9 @@ from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter
 from engine.frames import FrameTransform, SourceReader
 from engine.job import run_job
 from engine.luts import lut_names, lut_title
+from engine.placements import read_placements
 from engine.probe import probe_media
 from engine.protocol import Event, EventKind, JobSpec
-from engine.render import read_placements
 from engine.styles import load_style, style_names
 
 log = logging.getLogger("make_style_stills")

@@ -17,9 +17,9 @@ import opentimelineio as otio
 import pytest
 
 from engine.clip_audio import JOIN_FADE_SEC, ShotSound, ShotSoundReader, shot_sounds
+from engine.placements import ClipPlacement, Join, read_placements
 from engine.plan import timeline_rate
 from engine.protocol import JobSpec, JobSpecError
-from engine.render import ClipPlacement, Join, read_placements
 from tests.engine_runs import run_engine
 from tests.media import (
     ClipTruth,

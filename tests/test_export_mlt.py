@@ -22,7 +22,7 @@ import opentimelineio as otio
 import pytest
 
 from engine.export.mlt import write_mlt
-from engine.render import read_placements
+from engine.placements import read_placements
 from tests.engine_runs import run_engine
 from tests.media import (
     decode_audio,

@@ -12,8 +12,8 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from engine.placements import ClipPlacement, read_placements
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind
-from engine.render import ClipPlacement, read_placements
 from tests.engine_runs import run_engine
 from tests.looks_media import (
     FPS,

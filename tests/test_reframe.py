@@ -16,10 +16,10 @@ from engine.detect import SubjectSample, find_faces
 from engine.export import build_exports
 from engine.export.common import video_clips
 from engine.follow import FollowPath, cut_window
+from engine.placements import read_placements
 from engine.plan import META, timeline_rate
 from engine.protocol import EventKind, JobSpec, JobSpecError
 from engine.reframe import plan_follow_path
-from engine.render import read_placements
 from tests.engine_runs import run_engine
 from tests.media import write_click_track
 from tests.subject_media import (

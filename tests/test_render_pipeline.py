@@ -12,9 +12,10 @@ import av
 import pytest
 
 from engine import frames
+from engine.compose import compose_frames
 from engine.frames import FrameTransform
+from engine.placements import ClipPlacement
 from engine.prefetch import Prefetcher
-from engine.render import ClipPlacement, compose_frames
 from tests.media import ClipTruth, read_marker, write_marker_clip
 
 FPS = Fraction(25)

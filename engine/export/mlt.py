@@ -25,9 +25,10 @@ from engine.follow import enhancement_warnings
 from engine.frames import FrameTransform, grade_filters
 from engine.looks import cleanup_filters
 from engine.luts import INTERPOLATION, lut_path
+from engine.placements import ClipPlacement, Join, read_placements
 from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
-from engine.render import AUDIO_RATE, ClipPlacement, Join, read_placements
+from engine.render import AUDIO_RATE
 
 # Source times are asked this much late, like the render's SourceReader tolerance:
 # a frame time that floating point lands just short of still shows that frame.
