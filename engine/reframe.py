@@ -157,10 +157,11 @@ def plan_follow_path(
 def _face_boxes_at(
     samples: list[SubjectSample], times_sec: np.ndarray, margin: float
 ) -> np.ndarray:
-    """Per frame, the box (left, top, right, bottom) holding every face of the
-    samples either side of it, margins included; NaN where there is none.
+    """Per frame, the box (left, top, right, bottom) holding every face, margins
+    included, moved linearly from one sample's box to the next; NaN where
+    neither sample either side has a face.
 
-    Both sides count: a face moving between two samples stays inside their union.
+    A box that changed in a step at each sample would make the window jump there.
     """
     per_sample = np.full((len(samples), 4), np.nan)
     for index, sample in enumerate(samples):
@@ -170,12 +171,16 @@ def _face_boxes_at(
     sample_times = np.array([sample.time_sec for sample in samples])
     before = np.clip(np.searchsorted(sample_times, times_sec, "right") - 1, 0, None)
     after = np.minimum(before + 1, len(samples) - 1)
-    pair = np.stack([per_sample[before], per_sample[after]])
-    boxes = np.full((len(times_sec), 4), np.nan)
-    seen = ~np.all(np.isnan(pair[:, :, 0]), axis=0)
-    boxes[seen, :2] = np.nanmin(pair[:, seen, :2], axis=0)
-    boxes[seen, 2:] = np.nanmax(pair[:, seen, 2:], axis=0)
-    return boxes
+    gap_sec = sample_times[after] - sample_times[before]
+    share = np.where(
+        gap_sec > 0, (times_sec - sample_times[before]) / np.maximum(gap_sec, 1e-9), 0
+    )
+    share = np.clip(share, 0.0, 1.0)[:, None]
+    first, second = per_sample[before], per_sample[after]
+    # Where only one side saw a face, hold its box.
+    first = np.where(np.isnan(first), second, first)
+    second = np.where(np.isnan(second), first, second)
+    return first + (second - first) * share
 
 
 def _with_margin(face: tuple[float, float, float, float], margin: float) -> list[float]:

@@ -296,3 +296,26 @@ def test_a_close_up_that_fits_the_window_is_not_widened_for_its_margin() -> None
     for x in path.x:
         assert x - window[0] / 2 <= face[0] + 1e-9
         assert face[2] <= x + window[0] / 2 + 1e-9
+
+
+def test_a_calm_window_pushed_by_a_walking_face_moves_without_jumps() -> None:
+    """Faces are found 6 times a second. A face that stands, walks off fast and
+    stops again pushes the calm window, which lags behind it; the window must
+    not move in steps at each detection: per frame no more than the face does,
+    give or take."""
+    speed_per_sec = 0.4  # of the picture's width, while walking
+
+    def left_at(time_sec: float) -> float:
+        return 0.35 + speed_per_sec * min(max(time_sec - 1.5, 0.0), 1.0)
+
+    samples = [
+        SubjectSample(t, faces=[(left_at(t), 0.3, left_at(t) + 0.1, 0.5)])
+        for t in np.arange(0, 4.01, 1 / 6)
+    ]
+    times_sec = np.arange(0, 4, 1 / 25)
+    window = ((9 / 16) / (16 / 9), 1.0)
+
+    path = plan_follow_path(samples, times_sec, window, smoothing_sec=1.0)
+
+    steps = np.abs(np.diff(path.x))
+    assert steps.max() <= 1.5 * speed_per_sec / 25
