@@ -376,7 +376,8 @@ class EngineProcess(ProcessOutputReader, QObject):
             self._process.kill()
 
     def _exit_advice(self, exit_code: int, crashed: bool) -> str:
-        if crashed and exit_code == signal.SIGKILL:
+        # Windows has no SIGKILL; 9 is what Linux's out-of-memory killer sends.
+        if crashed and exit_code == getattr(signal, "SIGKILL", 9):
             return (
                 "The system may have run out of memory: close other programs "
                 "or choose preview quality, and try again."
