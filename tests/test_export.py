@@ -59,6 +59,8 @@ def render_job(media_dir: Path, out_dir: Path, fps: float) -> dict[str, Any]:
         "c ntsc.mov": {"frames": 150, "fps": Fraction(30000, 1001), "cuts": [80]},
         "d vfr.mp4": {"frames": 150, "fps": 30, "vfr": True, "cuts": [70]},
         "e late ü.mov": {"frames": 125, "fps": 25, "start_sec": 1.5},
+        # A phone's measured rate, which editors take for 30.
+        "f phone.mp4": {"frames": 150, "fps": Fraction(1501, 50), "cuts": [75]},
     }
     for name, spec in specs.items():
         if not (folder / name).exists():
@@ -358,6 +360,14 @@ def test_fcpxml_formats_and_timecode_come_from_our_probe(
             assert start_sec == 0
         checked += 1
     assert checked == len(rates)
+    # In points on the frame grid of each clip's own format, as Final Cut wants.
+    asset_formats = {a.get("id"): formats[a.get("format")] for a in root.iter("asset")}
+    for asset_clip in root.iter("asset-clip"):
+        frame_sec = Fraction(
+            asset_formats[asset_clip.get("ref")].get("frameDuration", "").rstrip("s")
+        )
+        start_sec = Fraction(asset_clip.get("start", "0s").rstrip("s"))
+        assert (start_sec / frame_sec).denominator == 1, asset_clip.get("name")
     sequence = root.find("./project/sequence")
     assert sequence is not None
     sequence_format = formats[sequence.get("format")]

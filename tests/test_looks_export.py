@@ -63,7 +63,9 @@ def test_melt_shows_the_rendered_frames_of_the_slowed_and_graded_edit(
     text = project.read_text(encoding="utf-8")
     root = ET.fromstring(text)
     services = [p.text for p in root.iter("property") if p.get("name") == "mlt_service"]
-    assert "avfilter.lut3d" in services and "avfilter.deshake" in services
+    # melt 7.12 crashes on avfilter.deshake: the project leaves it out and says so.
+    assert "avfilter.lut3d" in services and "avfilter.deshake" not in services
+    assert "The MLT project does not stabilize" in " ".join(looks_render["warnings"])
     files = {p.text for p in root.iter("property") if p.get("name") == "av.file"}
     assert files == {str(lut_path("warm"))}
     melted = looks_render["folder"] / "melt.mkv"

@@ -429,9 +429,35 @@ def _fill_fcpxml_formats(root: ET.Element, timeline: otio.schema.Timeline) -> No
         )
         asset.set("hasAudio", "1" if fact.get("has_audio") else "0")
         assets[asset.get("id", "")] = formats[key]
+    rates = {
+        asset.get("id", ""): Fraction(*facts[asset.get("src", "")]["fps"])
+        for asset in resources.findall("asset")
+        if asset.get("src", "") in facts
+    }
     for asset_clip in root.iter("asset-clip"):
-        if asset_clip.get("ref") in assets:
-            asset_clip.set("format", assets[asset_clip.get("ref", "")])
+        ref = asset_clip.get("ref", "")
+        if ref in assets:
+            asset_clip.set("format", assets[ref])
+            _on_format_grid(asset_clip, "start", rates[ref])
+    for clip in root.iter("clip"):
+        video = clip.find("video")
+        if video is not None and video.get("ref", "") in rates:
+            rate = rates[video.get("ref", "")]
+            _on_format_grid(clip, "start", rate)
+            _on_format_grid(video, "duration", rate)
+
+
+def _on_format_grid(element: ET.Element, name: str, rate: Fraction) -> None:
+    """A source time counted in its format's frames, as Final Cut counts them.
+
+    The adapter writes it at the source's measured rate (frame 1 of a 30.02 fps
+    phone clip at 999/29990 s); its format runs at the named rate (1/30 s a
+    frame), and Final Cut wants in points on that grid.
+    """
+    value = element.get(name, "")
+    if value.endswith("s"):
+        frames = round(Fraction(value[:-1]) * rate)
+        element.set(name, _seconds(frames / standard_rate(rate)))
 
 
 def _first_frame(timeline: otio.schema.Timeline, url: str) -> int:
