@@ -268,3 +268,69 @@ def test_flashes_on_downbeats_are_a_job_option(
         flashed = luma(result["frames"][join.frame]).mean()
         shot = luma(result["frames"][join.frame + join.after + 1]).mean()
         assert flashed > 200 and flashed > shot + 40, (join.frame, flashed, shot)
+
+
+@pytest.fixture(scope="module")
+def source_frames(marker_clips: list[Path]) -> dict[str, list[np.ndarray]]:
+    """Every frame of each marker clip, as the render reads it (same size)."""
+    return {
+        str(path): [rgb.astype(np.float64) for _, rgb in decode_rgb_frames(path)]
+        for path in marker_clips
+    }
+
+
+def fitted_weight(
+    shown: np.ndarray, outgoing: np.ndarray, incoming: np.ndarray
+) -> tuple[float, float]:
+    """The share of `incoming` in `shown` by least squares, and how far the blend
+    of that share lies from `shown` compared with the nearer of the two pictures
+    (under 1: the blend explains the frame better than either does alone)."""
+    difference = incoming - outgoing
+    weight = float(
+        np.vdot(shown - outgoing, difference) / np.vdot(difference, difference)
+    )
+    blend_error = np.linalg.norm(shown - outgoing - weight * difference)
+    pure_error = min(np.linalg.norm(shown - outgoing), np.linalg.norm(shown - incoming))
+    return weight, float(blend_error / pure_error)
+
+
+@pytest.mark.parametrize("kind", ["crossfade", "dip_black", "dip_white"])
+def test_transitions_blend_the_two_shots_around_a_cut_on_the_beat(
+    kind: str,
+    marker_clips: list[Path],
+    source_frames: dict[str, list[np.ndarray]],
+    tmp_path: Path,
+) -> None:
+    song = tmp_path / "clicks.wav"
+    clicks = write_click_track(song, bpm=150, duration_sec=12.0, bed=True)
+    # The documentary style's grade is neutral, so shots show their sources' colours.
+    job = {"clips": [str(p) for p in marker_clips], "music": str(song),
+           "style": "documentary", "transition": kind, "lut": "none"}  # fmt: skip
+    result = render(job, tmp_path / "out")
+    frames, placements, joins = result["frames"], result["placements"], result["joins"]
+    assert len(joins) >= 2 and {join.kind for join in joins} == {kind}
+    assert_on_beats(result, clicks)
+    for join in joins:
+        before, after = placements[join.index], placements[join.index + 1]
+        start, end = join.frame - join.before, join.frame + join.after
+        assert end - start >= 2, f"the {kind} at {join.frame} has no window"
+        # Just outside the window each shot shows its own frame, unmixed.
+        assert read_marker(frames[start - 1]) == shown_index(before, start - 1)
+        assert read_marker(frames[end]) == shown_index(after, end)
+        for number in range(start, end):
+            outgoing = source_frames[before.path][shown_index(before, number)]
+            incoming = source_frames[after.path][shown_index(after, number)]
+            shown = frames[number].astype(np.float64)
+            if kind == "crossfade":
+                expected = (number - start + 0.5) / (end - start)
+                weight, relative_error = fitted_weight(shown, outgoing, incoming)
+            else:
+                side = outgoing if number < join.frame else incoming
+                steps = join.before if number < join.frame else join.after
+                into = number - start if number < join.frame else end - 1 - number
+                expected = (into + 0.5) / steps  # the share of black or white
+                colour = np.full_like(side, 0.0 if kind == "dip_black" else 255.0)
+                weight, relative_error = fitted_weight(shown, side, colour)
+            assert abs(weight - expected) < 0.12, (join.frame, number, weight)
+            if 0.3 < expected < 0.7:  # a mix, not one picture or the other
+                assert relative_error < 0.8, (join.frame, number, relative_error)
