@@ -44,6 +44,7 @@ from engine.plan import (
 )
 from engine.probe import MediaInfo, expand_inputs, probe_media
 from engine.protocol import (
+    EXPORT_FORMATS,
     Event,
     JobSpec,
     frame_rate,
@@ -125,7 +126,8 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     apply_look_options(spec, load_style(spec.style))
     director = start_director(spec, load_style(spec.style))
     check_output_folder(output)
-    remove_stale_temp_files([output, *export_paths(output, spec.export)])
+    # Every format's: a killed render may have been asked for others than this one.
+    remove_stale_temp_files([output, *export_paths(output, EXPORT_FORMATS)])
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)

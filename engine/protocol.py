@@ -10,6 +10,7 @@ import enum
 import json
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -44,12 +45,39 @@ EXPORT_LABELS = {
 }
 
 
+# The formats that count in SMPTE timecode, and the timeline rates it can count.
+TIMECODE_FORMATS = ("fcp7", "fcpxml", "edl")
+TIMECODE_RATES = tuple(
+    Fraction(rate) for rate in ("24000/1001", "24", "25", "30000/1001", "30",
+                                "48000/1001", "48", "50", "60000/1001", "60")
+)  # fmt: skip
+
+
+def timecode_rate_problem(rate: Fraction, formats: Iterable[str]) -> str | None:
+    """Why those of formats that count in timecode cannot hold a timeline at
+    rate, and what to do; None when they can (or none of them is asked)."""
+    counting = [EXPORT_LABELS[name].split(" (")[0] for name in formats
+                if name in TIMECODE_FORMATS]  # fmt: skip
+    if not counting or rate in TIMECODE_RATES:
+        return None
+    *rates, last = (f"{float(r):.3f}".rstrip("0").rstrip(".") for r in TIMECODE_RATES)
+    *firsts, final = counting
+    names = f"{', '.join(firsts)} and {final}" if firsts else final
+    them = "them" if firsts else "it"
+    return (
+        f"{names} count{'' if firsts else 's'} in SMPTE timecode, which has "
+        f"no {float(rate):g} fps: render at {', '.join(rates)} or {last} fps to "
+        f"export {them}, or leave {them} out (the .otio, MLT project and cut list "
+        "hold any rate)."
+    )
+
+
 def parse_export_formats(text: str) -> list[str]:
     """ "fcp7, edl" or "all" as a list of formats; ValueError names an unknown one."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    if names == ["all"]:
+    unknown = [name for name in names if name not in (*EXPORT_FORMATS, "all")]
+    if "all" in names and not unknown:
         return list(EXPORT_FORMATS)
-    unknown = [name for name in names if name not in EXPORT_FORMATS]
     if unknown or not names:
         raise ValueError(
             f"unknown export format {', '.join(unknown) or repr(text)}: use "
@@ -191,7 +219,9 @@ class JobSpec:
             raise JobSpecError(
                 f"Duration {self.duration_sec} s is out of range: use 1 to 7200 s."
             )
-        frame_rate(self.fps)
+        problem = timecode_rate_problem(frame_rate(self.fps), self.export)
+        if problem:
+            raise JobSpecError(problem)
         _check_clip_audio(self.clip_audio_db)
         check_director(self.director_url, self.director_model)
         _check_looks(self)

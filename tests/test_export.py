@@ -27,7 +27,13 @@ from engine.export.nle import reel_names
 from engine.placements import read_placements
 from engine.plan import timeline_rate
 from engine.probe import probe_media
-from engine.protocol import EventKind, parse_event
+from engine.protocol import (
+    EventKind,
+    JobSpec,
+    JobSpecError,
+    parse_event,
+    parse_export_formats,
+)
 from tests.engine_runs import run_engine
 from tests.media import decode_rgb_frames, read_marker, write_marker_clip, write_song
 
@@ -563,6 +569,37 @@ def test_a_format_that_fails_leaves_the_others_and_says_why(
     assert failed.error is not None and "invalid predicate" in failed.error
     assert "FCPXML" in failed.error and failed.files == {}
     assert written.error is None and written.files
+
+
+@pytest.mark.parametrize("fps", [15, 12, 120])
+def test_a_rate_timecode_cannot_count_is_refused_before_the_render(fps: int) -> None:
+    job = {"clips": ["a.mp4"], "music": "song.wav", "output": "m.mp4", "fps": fps}
+    assert JobSpec.from_dict(job | {"export": ["otio", "mlt", "csv"]}).fps == fps
+    with pytest.raises(JobSpecError) as refused:
+        JobSpec.from_dict(job | {"export": ["otio", "fcp7", "edl"]})
+    message = str(refused.value)
+    assert message.startswith("FCP 7 XML and CMX 3600 EDL count in SMPTE timecode")
+    assert f"no {fps} fps" in message and "25, 29.97, 30" in message
+
+
+def test_a_finished_timeline_at_such_a_rate_exports_what_it_can(
+    render: dict[str, Any], tmp_path: Path
+) -> None:
+    timeline = render["timeline"].deepcopy()
+    timeline.metadata["montage_ai"]["rate"] = [15, 1]
+    formats = ["fcpxml", "edl", "mlt", "csv"]
+    exports = {e.format: e for e in build_exports(timeline, tmp_path / "m", formats)}
+    for name in ("fcpxml", "edl"):
+        error = exports[name].error
+        assert error is not None and "no 15 fps" in error and not exports[name].files
+    assert exports["mlt"].files and exports["csv"].files
+
+
+def test_all_formats_may_be_named_with_all() -> None:
+    assert parse_export_formats("all,edl") == parse_export_formats("all")
+    assert parse_export_formats("edl, csv") == ["edl", "csv"]
+    with pytest.raises(ValueError, match="unknown export format foo"):
+        parse_export_formats("all,foo")
 
 
 def test_exporting_a_job_whose_source_is_gone_says_so(

@@ -87,16 +87,14 @@ def test_sigkill_mid_render_leaves_nothing_finished_and_the_rerun_cleans_up(
 
     # Hidden temporary files may remain; nothing that looks finished does.
     assert finished_looking(out_dir) == []
-    assert list(out_dir.glob(".killed.*.part"))
-    # The next run of the job removes what the killed one left, and finishes.
-    status, _, stderr = run_engine(job, tmp_path)
+    # The timeline and the asked exports are staged before the render.
+    assert list(out_dir.glob(".killed.mp4.*.part"))
+    assert list(out_dir.glob(".killed.edl.*.part"))
+    # The next run to that output removes what the killed one left, and
+    # finishes, even when it asks for other formats.
+    status, _, stderr = run_engine(job | {"export": ["otio", "csv"]}, tmp_path)
     assert status == 0, stderr[-2000:]
-    assert finished_looking(out_dir) == [
-        "killed.edl",
-        "killed.mp4",
-        "killed.otio",
-        "killed.reels.csv",
-    ]
+    assert finished_looking(out_dir) == ["killed.csv", "killed.mp4", "killed.otio"]
     assert not list(out_dir.glob(".*"))
 
 

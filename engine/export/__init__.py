@@ -20,7 +20,7 @@ import opentimelineio as otio
 from engine.clip_audio import clip_sound_warnings
 from engine.errors import EngineError, InvalidJobError, OutputError
 from engine.export.common import missing_sources
-from engine.plan import META
+from engine.plan import META, timeline_rate
 from engine.protocol import (
     EXIT_CODES,
     EXPORT_FORMATS,
@@ -32,6 +32,7 @@ from engine.protocol import (
     make_failed,
     make_finished,
     make_warning,
+    timecode_rate_problem,
 )
 from engine.render import temp_path
 
@@ -93,6 +94,10 @@ def build_exports(
         if name not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format {name!r}")
         main_path = base.with_name(base.name + EXPORT_SUFFIXES[name])
+        problem = timecode_rate_problem(timeline_rate(timeline), [name])
+        if problem:
+            exports.append(Export(name, {}, main_path, [], problem))
+            continue
         try:
             texts, warnings = writers[name](timeline, base.name)
         except Exception as error:  # An adapter's own failure, reported in words.
