@@ -20,7 +20,6 @@ import opentimelineio as otio
 from engine.clip_audio import clip_sound_warnings
 from engine.errors import EngineError, InvalidJobError, OutputError
 from engine.export.common import missing_sources
-from engine.plan import META
 from engine.protocol import (
     EXIT_CODES,
     EXPORT_FORMATS,
@@ -34,6 +33,7 @@ from engine.protocol import (
     make_warning,
 )
 from engine.render import temp_path
+from engine.timeline import META
 
 log = logging.getLogger(__name__)
 
