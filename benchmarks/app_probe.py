@@ -22,7 +22,8 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app.drop_widgets import PATH_ROLE, STATE_ROLE, ClipState
 from app.job_store import JobStatus
 from app.main_window import MainWindow
-from tests.media import write_click_track, write_marker_clip
+from tests.audio_media import write_click_track
+from tests.media import write_marker_clip
 
 if TYPE_CHECKING:
     from benchmarks.app import Sizes

@@ -29,7 +29,9 @@ from benchmarks.common import (
     run_measured,
     warm_numba,
 )
-from tests.media import write_drums, write_marker_clip, write_repeated_copy
+from tests.input_media import write_repeated_copy
+from tests.media import write_marker_clip
+from tests.song_media import write_drums
 
 NAME = "memory"
 SIZE = (1920, 1080)

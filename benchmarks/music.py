@@ -30,7 +30,7 @@ from benchmarks.common import (
     run_measured,
     warm_numba,
 )
-from tests.media import write_drums
+from tests.song_media import write_drums
 
 NAME = "music"
 FIRST_TARGET_SEC = 5.0

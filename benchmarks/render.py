@@ -38,8 +38,8 @@ from benchmarks.common import (
 )
 from engine.frames import FrameTransform
 from engine.placements import read_placements
-from engine.plan import META, timeline_rate
 from engine.render import AUDIO_BITRATE, AUDIO_RATE, QUALITY_SETTINGS
+from engine.timeline import META, timeline_rate
 
 NAME = "render"
 SONG = "Sean Hawk - In Rome.ogg"

@@ -28,7 +28,8 @@ from benchmarks.common import (
     run_engine_job,
     warm_numba,
 )
-from tests.media import write_drums, write_marker_clip
+from tests.media import write_marker_clip
+from tests.song_media import write_drums
 
 NAME = "scale"
 GROWTH_TARGET = 1.0

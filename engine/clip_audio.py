@@ -16,8 +16,8 @@ import av
 import numpy as np
 import opentimelineio as otio
 
-from engine.plan import META
 from engine.protocol import EXPORT_SUFFIXES
+from engine.timeline import META
 
 if TYPE_CHECKING:
     from engine.placements import ClipPlacement, Join

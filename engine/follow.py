@@ -18,7 +18,7 @@ import numpy as np
 import opentimelineio as otio
 
 from engine.frames import FrameReader, FrameTransform
-from engine.plan import META
+from engine.timeline import META
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,11 @@ from engine.export import (
 from engine.looks import apply_look_options, mark_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
-    META,
     PlanOptions,
     Source,
     music_window,
     output_size,
     plan_montage,
-    timeline_rate,
 )
 from engine.probe import MediaInfo, expand_inputs, probe_media
 from engine.protocol import (
@@ -61,6 +59,7 @@ from engine.render import (
     temp_path,
 )
 from engine.styles import Style, load_style
+from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import opentimelineio as otio
 
 from engine.luts import check_lut
-from engine.plan import META
 from engine.protocol import JobSpec
 from engine.styles import SECTION_KINDS, Style, TransitionRule
+from engine.timeline import META
 
 CLEANUP_KINDS = ("stabilize", "denoise")
 # The length of a transition a job asks for, where the style has none.

@@ -17,7 +17,7 @@ from engine.frames import (
     PushIn,
 )
 from engine.looks import cleanup_of
-from engine.plan import META, timeline_rate
+from engine.timeline import META, timeline_rate
 from engine.timewarp import clip_speed
 
 

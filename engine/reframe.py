@@ -21,7 +21,7 @@ import opentimelineio as otio
 from engine.detect import DETECT_RATE_PER_SEC, SubjectSample, sample_subject
 from engine.follow import FollowPath, display_size
 from engine.placements import ClipPlacement, read_placements
-from engine.plan import META, timeline_rate
+from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
 

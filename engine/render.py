@@ -28,8 +28,8 @@ from engine.frames import (
     FrameTransform,
 )
 from engine.placements import read_placements
-from engine.plan import META, timeline_rate
 from engine.prefetch import Prefetcher
+from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import numpy as np
 import opentimelineio as otio
 
 from engine.follow import display_size
-from engine.plan import META, timeline_rate
 from engine.probe import MediaInfo
+from engine.timeline import META, timeline_rate
 from engine.upscale import (
     CALIBRATION_SIZE,
     DEFAULT_SEC_PER_MEGAPIXEL,

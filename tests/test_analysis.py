@@ -16,6 +16,7 @@ import pytest
 
 from engine import analysis
 from engine.analysis import ClipAnalysis, Shot, analyze_clip, shot_score
+from engine.analysis_decode import analysis_size
 from engine.errors import MediaError
 from engine.probe import MediaInfo, probe_media
 from tests.media import ClipTruth, write_marker_clip
@@ -438,7 +439,7 @@ def test_a_damaged_clip_keeps_what_decodes_and_warns(
     data[middle : middle + 3000] = noise.astype(np.uint8).tobytes()
     truth.path.write_bytes(bytes(data))
 
-    with caplog.at_level(logging.WARNING, logger="engine.analysis"):
+    with caplog.at_level(logging.WARNING, logger="engine.analysis_decode"):
         result = analyze_clip(info, use_cache=False)
 
     assert 0 < result.frames_analyzed < truth.frames
@@ -456,8 +457,8 @@ def test_portrait_clips_analyse_at_the_same_pixel_count(tmp_path: Path) -> None:
     )
     info = probe_media(truth.path)
 
-    assert analysis._analysis_size(info) == (176, 320)
-    assert analysis._analysis_size(_info_with(info, width=1920, height=1080)) == (
+    assert analysis_size(info) == (176, 320)
+    assert analysis_size(_info_with(info, width=1920, height=1080)) == (
         320,
         176,
     )

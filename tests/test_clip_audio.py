@@ -18,15 +18,12 @@ import pytest
 
 from engine.clip_audio import JOIN_FADE_SEC, ShotSound, ShotSoundReader, shot_sounds
 from engine.placements import ClipPlacement, Join, read_placements
-from engine.plan import timeline_rate
 from engine.protocol import JobSpec, JobSpecError
+from engine.timeline import timeline_rate
+from tests.audio_media import decode_audio
 from tests.engine_runs import run_engine
-from tests.media import (
-    ClipTruth,
-    decode_audio,
-    write_marker_clip,
-    write_truncated_copy,
-)
+from tests.input_media import write_truncated_copy
+from tests.media import ClipTruth, write_marker_clip
 
 SAMPLE_RATE = 48000
 TONE_AMPLITUDE = 0.1  # what write_marker_clip writes

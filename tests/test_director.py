@@ -35,8 +35,9 @@ from engine.protocol import (
     parse_event,
 )
 from engine.styles import load_style
+from tests.audio_media import write_click_track
 from tests.director_server import ChatServer, chat_server
-from tests.media import write_click_track, write_marker_clip
+from tests.media import write_marker_clip
 
 BUDGET_SEC = 1.5
 SECRET = "sk-test-3f9c1d7e-never-in-a-file"

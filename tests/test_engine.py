@@ -15,16 +15,15 @@ import opentimelineio as otio
 import pytest
 
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
+from tests.input_media import write_empty, write_text_as_video
 from tests.media import (
     ClipTruth,
     decode_rgb_frames,
     is_upright,
     read_marker,
-    write_click_track,
-    write_empty,
     write_marker_clip,
-    write_text_as_video,
 )
 
 FPS = 30

@@ -25,7 +25,6 @@ import pytest
 from engine.export import build_exports
 from engine.export.nle import reel_names
 from engine.placements import read_placements
-from engine.plan import timeline_rate
 from engine.probe import probe_media
 from engine.protocol import (
     EventKind,
@@ -34,8 +33,10 @@ from engine.protocol import (
     parse_event,
     parse_export_formats,
 )
+from engine.timeline import timeline_rate
+from tests.audio_media import write_song
 from tests.engine_runs import run_engine
-from tests.media import decode_rgb_frames, read_marker, write_marker_clip, write_song
+from tests.media import decode_rgb_frames, read_marker, write_marker_clip
 
 FPS = 30
 FORMATS = ["fcp7", "fcpxml", "edl", "csv"]

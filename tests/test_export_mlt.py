@@ -23,15 +23,9 @@ import pytest
 
 from engine.export.mlt import write_mlt
 from engine.placements import read_placements
+from tests.audio_media import decode_audio, find_onsets_sec, write_song
 from tests.engine_runs import run_engine
-from tests.media import (
-    decode_audio,
-    decode_rgb_frames,
-    find_onsets_sec,
-    read_marker,
-    write_marker_clip,
-    write_song,
-)
+from tests.media import decode_rgb_frames, read_marker, write_marker_clip
 
 FPS = 30
 MELT = shutil.which("melt")

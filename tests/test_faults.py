@@ -27,8 +27,9 @@ from engine.protocol import (
     ProtocolError,
     parse_event,
 )
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
-from tests.media import write_click_track, write_marker_clip
+from tests.media import write_marker_clip
 
 ROOT = Path(__file__).parents[1]
 

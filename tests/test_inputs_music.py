@@ -23,18 +23,10 @@ import pytest
 from engine.music import MusicAnalysis, analyze_music, decode_audio_mono
 from engine.plan import music_window
 from engine.protocol import EventKind
+from tests.audio_media import decode_audio, find_onsets_sec
 from tests.engine_runs import run_engine
-from tests.media import (
-    ClipTruth,
-    decode_audio,
-    decode_rgb_frames,
-    find_onsets_sec,
-    read_marker,
-    write_clicks,
-    write_drums,
-    write_long_song,
-    write_marker_clip,
-)
+from tests.media import ClipTruth, decode_rgb_frames, read_marker, write_marker_clip
+from tests.song_media import write_clicks, write_drums, write_long_song
 
 log = logging.getLogger(__name__)
 

@@ -29,18 +29,20 @@ from engine.protocol import (
     JobSpec,
 )
 from engine.render import render_timeline
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
+from tests.input_media import (
+    write_faststart_copy,
+    write_marker_gif,
+    write_still,
+    write_truncated_copy,
+)
 from tests.media import (
     ClipTruth,
     decode_rgb_frames,
     is_upright,
     read_marker,
-    write_click_track,
-    write_faststart_copy,
     write_marker_clip,
-    write_marker_gif,
-    write_still,
-    write_truncated_copy,
 )
 
 FPS = 30

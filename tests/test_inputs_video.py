@@ -1,8 +1,8 @@
 """Every kind of video people drop: upright, at its aspect, on the right frame.
 
-Each kind is drawn with frame-index markers (tests/media.py), then read the way
-the render reads it (probe, SourceReader, FrameTransform), analysed, and rendered
-together into one montage whose every shot is checked against its source.
+Each kind is drawn with frame-index markers (tests/input_media.py), then read the
+way the render reads it (probe, SourceReader, FrameTransform), analysed, and
+rendered together into one montage whose every shot is checked against its source.
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from engine import analysis
 from engine.analysis import analyze_clip
 from engine.frames import FrameTransform, SourceReader
 from engine.probe import MediaInfo, probe_media
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
+from tests.input_media import write_long_marker_clip, write_marker_video
 from tests.media import (
     ClipTruth,
     decode_rgb_frames,
     draw_marker_frame,
     is_upright,
     read_marker,
-    write_click_track,
-    write_long_marker_clip,
-    write_marker_video,
 )
 
 FRAMES = 40

@@ -9,7 +9,9 @@ from pathlib import Path
 import av
 
 from engine.protocol import EventKind, parse_event
-from tests.media import write_click_track, write_marker_clip, write_text_as_video
+from tests.audio_media import write_click_track
+from tests.input_media import write_text_as_video
+from tests.media import write_marker_clip
 
 
 def inspect(*args: str) -> list[dict]:

@@ -14,7 +14,8 @@ import pytest
 from engine import cache
 from engine.music import analyze_music
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
-from tests.media import write_click_track, write_marker_clip
+from tests.audio_media import write_click_track
+from tests.media import write_marker_clip
 
 
 @pytest.fixture(scope="module")

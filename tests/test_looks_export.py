@@ -16,8 +16,9 @@ import pytest
 from engine.luts import lut_path
 from engine.placements import read_placements
 from engine.protocol import EventKind
+from tests.audio_media import write_song
 from tests.engine_runs import run_engine
-from tests.media import decode_rgb_frames, read_marker, write_marker_clip, write_song
+from tests.media import decode_rgb_frames, read_marker, write_marker_clip
 from tests.test_export_mlt import SAME_PICTURE_DB, psnr_db, run_melt
 
 FPS = 30

@@ -14,6 +14,7 @@ import pytest
 
 from engine.placements import ClipPlacement, read_placements
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind
+from tests.audio_media import write_click_track, write_song
 from tests.engine_runs import run_engine
 from tests.looks_media import (
     FPS,
@@ -24,13 +25,7 @@ from tests.looks_media import (
     write_noisy_clip,
     write_shaking_clip,
 )
-from tests.media import (
-    decode_rgb_frames,
-    read_marker,
-    write_click_track,
-    write_marker_clip,
-    write_song,
-)
+from tests.media import decode_rgb_frames, read_marker, write_marker_clip
 
 LUTS = Path(__file__).parents[1] / "resources" / "luts"
 

@@ -9,19 +9,20 @@ import av
 import numpy as np
 import pytest
 
+from tests.audio_media import (
+    decode_audio,
+    find_onsets_sec,
+    write_click_track,
+    write_song,
+)
+from tests.input_media import write_empty, write_text_as_video
 from tests.media import (
     ClipTruth,
-    decode_audio,
     decode_rgb_frames,
     draw_marker_frame,
-    find_onsets_sec,
     is_upright,
     read_marker,
-    write_click_track,
-    write_empty,
     write_marker_clip,
-    write_song,
-    write_text_as_video,
 )
 
 FRAMES = 24

@@ -18,13 +18,9 @@ import pytest
 
 from engine.errors import MusicError
 from engine.music import MusicAnalysis, analyze_music, decode_audio_mono
-from tests.media import (
-    decode_audio,
-    write_click_track,
-    write_empty,
-    write_marker_clip,
-    write_song,
-)
+from tests.audio_media import decode_audio, write_click_track, write_song
+from tests.input_media import write_empty
+from tests.media import write_marker_clip
 
 log = logging.getLogger(__name__)
 

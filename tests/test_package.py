@@ -25,7 +25,8 @@ import av
 import pytest
 
 from engine.protocol import EventKind, parse_event
-from tests.media import write_click_track, write_marker_clip
+from tests.audio_media import write_click_track
+from tests.media import write_marker_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "packaging" / "montage_ai_entry.py"

@@ -14,7 +14,8 @@ from engine.plan import PlanOptions, Source, music_window, plan_montage
 from engine.probe import probe_media
 from engine.prompt import interpret_prompt
 from engine.styles import load_style, style_names
-from tests.media import write_click_track, write_marker_clip, write_song
+from tests.audio_media import write_click_track, write_song
+from tests.media import write_marker_clip
 
 FPS = 30
 

@@ -17,11 +17,11 @@ from engine.export import build_exports
 from engine.export.common import video_clips
 from engine.follow import FollowPath, cut_window
 from engine.placements import read_placements
-from engine.plan import META, timeline_rate
 from engine.protocol import EventKind, JobSpec, JobSpecError
 from engine.reframe import plan_follow_path
+from engine.timeline import META, timeline_rate
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
-from tests.media import write_click_track
 from tests.subject_media import (
     SubjectTruth,
     write_face_clip,

@@ -19,11 +19,11 @@ import pytest
 from engine.cache import content_hash
 from engine.paths import cache_dir
 from engine.placements import read_placements
-from engine.plan import META, timeline_rate
 from engine.protocol import EventKind, JobSpec, JobSpecError, parse_event
+from engine.timeline import META, timeline_rate
 from engine.upscale import LIBRARY_ENV, upscale_factor
+from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
-from tests.media import write_click_track
 from tests.subject_media import SubjectTruth, write_detail_clip
 
 OUTPUT_SIZE = (320, 180)

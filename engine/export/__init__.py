@@ -20,7 +20,6 @@ import opentimelineio as otio
 from engine.clip_audio import clip_sound_warnings
 from engine.errors import EngineError, InvalidJobError, OutputError
 from engine.export.common import missing_sources
-from engine.plan import META, timeline_rate
 from engine.protocol import (
     EXIT_CODES,
     EXPORT_FORMATS,
@@ -35,6 +34,7 @@ from engine.protocol import (
     timecode_rate_problem,
 )
 from engine.render import temp_path
+from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from engine.follow import enhancement_warnings
 from engine.frames import grade_filters
 from engine.looks import cleaned_clip_names
 from engine.luts import lut_path
-from engine.plan import META, timeline_rate
+from engine.timeline import META, timeline_rate
 from engine.timewarp import speed_warning
 
 TRANSITION_NAMES = {

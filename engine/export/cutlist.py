@@ -9,7 +9,7 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from engine.export.common import source_rate, timeline_fps
-from engine.plan import META
+from engine.timeline import META
 from engine.timewarp import clip_speed
 
 COLUMNS = [

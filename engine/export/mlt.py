@@ -26,9 +26,9 @@ from engine.frames import FrameTransform, grade_filters
 from engine.looks import cleanup_filters
 from engine.luts import INTERPOLATION, lut_path
 from engine.placements import ClipPlacement, Join, read_placements
-from engine.plan import META, metadata_rate
 from engine.probe import _pick_video_stream
 from engine.render import AUDIO_RATE
+from engine.timeline import META, metadata_rate
 
 # Source times are asked this much late, like the render's SourceReader tolerance:
 # a frame time that floating point lands just short of still shows that frame.

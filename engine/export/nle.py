@@ -29,7 +29,7 @@ from engine.export.common import (
     timeline_fps,
     video_clips,
 )
-from engine.plan import META
+from engine.timeline import META
 from engine.timewarp import remove_time_warps
 
 Files = dict[str, str]

@@ -42,7 +42,9 @@ from app.job_store import (  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import CONFIG_DIR_ENV  # noqa: E402
 from engine import protocol  # noqa: E402
-from tests.media import write_empty, write_marker_clip, write_song  # noqa: E402
+from tests.audio_media import write_song  # noqa: E402
+from tests.input_media import write_empty  # noqa: E402
+from tests.media import write_marker_clip  # noqa: E402
 
 log = logging.getLogger("make_screenshots")
 

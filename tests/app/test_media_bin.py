@@ -25,12 +25,9 @@ from app.job_form import JobFormWidget
 from app.media_inspector import MediaInspector
 from app.waveform_view import WaveformView
 from tests.app.test_main_window import drop_on, file_mime
-from tests.media import (
-    write_click_track,
-    write_empty,
-    write_marker_clip,
-    write_text_as_video,
-)
+from tests.audio_media import write_click_track
+from tests.input_media import write_empty, write_text_as_video
+from tests.media import write_marker_clip
 
 CLIPS_TIMEOUT_MS = 30_000
 # A cold numba cache costs up to a minute on the first analysis.

@@ -12,7 +12,8 @@ import pytest
 
 from app.engine_process import EngineProcess
 from engine import protocol
-from tests.media import write_click_track, write_marker_clip
+from tests.audio_media import write_click_track
+from tests.media import write_marker_clip
 
 REAL_MEDIA_ENV = "MONTAGE_AI_REAL_MEDIA"
 REAL_SONG = "Sean Hawk - In Rome.ogg"

@@ -18,7 +18,8 @@ from PySide6.QtCore import QPoint
 from app.job_store import JobStore
 from engine import protocol
 from tests.app.export_helpers import choose, wait_for_dialog
-from tests.media import write_click_track, write_marker_clip
+from tests.audio_media import write_click_track
+from tests.media import write_marker_clip
 
 
 @pytest.fixture(scope="module")
