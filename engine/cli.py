@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from engine.protocol import (
@@ -342,14 +343,19 @@ class TerminalProgress:
             summary = data.get("summary", {})
             if "shots" in summary:
                 used = summary.get("sources_used")
+                shots = summary["shots"]
                 self._print(
-                    f"Done: {summary['shots']} shots from {used} "
+                    f"Done: {shots} shot{'' if shots == 1 else 's'} from {used} "
                     f"clip{'' if used == 1 else 's'}, seed {summary.get('seed')}."
                 )
             else:
                 self._print("Done.")
             for kind, path in data["outputs"].items():
                 self._print(f"  {kind}: {path}")
+                # The EDL's reel table, written beside it.
+                reels = Path(path).with_suffix(".reels.csv")
+                if kind == "edl" and reels.is_file():
+                    self._print(f"  reels: {reels}")
 
     def _bar(self, data: dict[str, Any]) -> None:
         if not self.live:

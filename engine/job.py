@@ -40,7 +40,7 @@ from engine.plan import (
     output_size,
     plan_montage,
 )
-from engine.probe import MediaInfo, expand_inputs, probe_media
+from engine.probe import MediaInfo, probe_media, scan_inputs
 from engine.protocol import (
     EXPORT_FORMATS,
     Event,
@@ -145,12 +145,30 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
 def probe_stage(
     spec: JobSpec, output: Path, reporter: StageReporter
 ) -> list[MediaInfo]:
-    paths = expand_inputs(spec.clips)
+    paths, renders = scan_inputs(spec.clips, output)
     reporter.begin("probe", f"Checking {len(paths)} clip(s)")
+    if renders:
+        names = ", ".join(path.name for path in renders)
+        reporter.emit(make_warning("clip_skipped", (
+            f"Left out {names}: a montage rendered here before (its timeline is "
+            "beside it), not footage. Name the file on its own to use it as a clip."
+        )))  # fmt: skip
+    if not paths:
+        folders = [name for name in spec.clips if Path(name).expanduser().is_dir()]
+        raise NoUsableClipsError(
+            f"{', '.join(folders) or 'The clips'}: no video files or pictures in "
+            "there. Add the folder that holds your clips, or the files themselves."
+        )
     sources = [*paths, Path(spec.music).expanduser()]
     written_paths = [output, *export_paths(output, spec.export)]
     _check_name_lengths(output, written_paths)
     for written in written_paths:
+        if written.is_dir():
+            raise OutputError(
+                f"{written} is a folder, and the montage writes a file of that name. "
+                "Choose another output name, or move the folder.",
+                str(written),
+            )
         if any(_same_file(written, source) for source in sources):
             raise InvalidJobError(
                 f"Writing {written.name} would replace one of the clips or the song; "
@@ -334,11 +352,44 @@ def plan_stage(
         prompt=spec.prompt,
         quality=spec.quality,
     )
-    timeline = plan_montage(_still_there(sources, reporter), music, style, options)
+    present = _still_there(sources, reporter)
+    timeline = plan_montage(present, music, style, options)
+    _warn_about_short_clips(present, timeline, reporter)
     timeline.metadata[META]["clip_audio_db"] = spec.clip_audio_db
     _enhance(spec, timeline, reporter)
     reporter.progress(1.0)
     return timeline
+
+
+def _warn_about_short_clips(
+    sources: list[Source], timeline: otio.schema.Timeline, reporter: StageReporter
+) -> None:
+    """Name the clips left out of the edit for being shorter than any shot, and
+    say when a shot had to play its clip slower to fill the time to its beat."""
+    clips = list(timeline.video_tracks()[0].find_clips())
+    used = {clip.media_reference.target_url for clip in clips}
+    shortest_sec = min(clip.duration().to_seconds() for clip in clips)
+    for source in sources:
+        info = source.info
+        if info.path in used or info.still or info.duration_sec >= shortest_sec:
+            continue
+        reporter.emit(make_warning("clip_too_short", (
+            f"{Path(info.path).name} lasts {info.duration_sec:.2f} s, less than the "
+            f"shortest shot of this edit ({shortest_sec:.2f} s), so it is not in "
+            "the montage. Use a faster style or a song with a quicker beat to fit "
+            "clips this short."
+        ), info.path))  # fmt: skip
+    slowed = sorted({
+        Path(clip.media_reference.target_url).name
+        for clip in clips
+        if clip.metadata.get(META, {}).get("filled_slower")
+    })  # fmt: skip
+    if slowed:
+        reporter.emit(make_warning("clip_too_short", (
+            f"{', '.join(slowed)}: no clip is as long as the time between some "
+            "beats, so those shots play their clip slower to fill it (frames "
+            "repeat). Add longer clips, or choose a faster style."
+        )))  # fmt: skip
 
 
 def _enhance(
@@ -352,9 +403,10 @@ def _enhance(
             add_follow_paths(timeline, spec.reframe, reporter.progress).values()
         ):
             message = (
-                f"Reframe {spec.reframe!r} changed nothing: every clip has the "
-                f"output's {spec.aspect} shape (or is a still picture), so there is "
-                "no room to move the crop. Choose 9:16 or 1:1 to follow the subject."
+                f"Reframe {spec.reframe!r} changed nothing: every shot in the edit "
+                f"comes from a clip of the output's {spec.aspect} shape (or a still "
+                "picture), so there is no room to move the crop window. It follows "
+                "the subject in clips of another shape than the montage's."
             )
             reporter.emit(make_warning("reframe", message))
     if spec.upscale != "off":

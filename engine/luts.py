@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -112,7 +113,7 @@ def _parse_cube(path: Path, text: str) -> CubeLut:
             points = _points(path, rest, number)
         elif keyword in ("DOMAIN_MIN", "DOMAIN_MAX"):
             domain[keyword == "DOMAIN_MAX"] = _triple(path, rest.split(), number)
-        elif keyword[0].isalpha():
+        elif re.fullmatch(r"[A-Z][A-Z0-9_]*", keyword):
             continue  # LUT_3D_INPUT_RANGE and vendors' keywords
         else:
             rows.append(_triple(path, line.split(), number))
@@ -129,9 +130,11 @@ def _checked_cube(
     if not points:
         raise _cube_error(path, "it has no LUT_3D_SIZE line")
     if len(rows) != points**3:
+        why = "the file may be cut short" if len(rows) < points**3 else (
+            "too many: its LUT_3D_SIZE line may be wrong")  # fmt: skip
         raise _cube_error(
             path, f"it has {len(rows)} colours where a {points}-point cube needs "
-            f"{points**3} (the file may be cut short)",
+            f"{points**3} ({why})",
         )  # fmt: skip
     if any(low >= high for low, high in zip(*domain, strict=True)):
         raise _cube_error(path, "its DOMAIN_MIN is not below its DOMAIN_MAX")

@@ -141,6 +141,12 @@ def decode_audio_mono(path: str | Path, sample_rate: int = ANALYSIS_SR) -> Float
 
 
 def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise MusicError(
+            f"{path}: this is a folder; the song is one audio file (MP3, M4A, WAV, "
+            "FLAC, Ogg...). Choose the file itself.",
+            str(path),
+        )
     if not path.is_file():
         raise MusicError(
             f"{path}: the song is not there (moved, deleted, or on a drive that is "

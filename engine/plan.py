@@ -71,6 +71,8 @@ class Segment:
     handle_after_frames: int = 0
     # Source seconds per output second: below 1 is slow motion.
     speed: float = 1.0
+    # Slowed because no clip lasts as long as the segment.
+    filled_slower: bool = False
 
     @property
     def length_frames(self) -> int:
@@ -148,11 +150,23 @@ def plan_cuts(
     total_frames: int,
     fps: Fraction,
     rng: random.Random,
+    longest_sec: float = math.inf,
 ) -> list[Segment]:
-    """Split the output into segments whose joins fall on beats."""
+    """Split the output into segments whose joins fall on beats.
+
+    No segment is longer than longest_sec of source can fill (the longest clip)
+    where a beat allows: the cut comes on an earlier beat instead.
+    """
     beat_frames = _beat_frames(music.beats_sec, start_sec, total_frames, fps)
     downbeats = {round((b - start_sec) * fps) for b in music.downbeats_sec}
     min_frames = max(1, round(style.min_shot_sec * fps))
+    # A transition's frames on either side of its cut come from the same clip.
+    beat_sec = 60.0 / music.tempo_bpm if music.tempo_bpm > 0 else 0.5
+    handles = max(
+        (round(rule.beats * beat_sec * fps / 2) * 2 for rule in style.transitions.values()
+         if rule.kind != "cut"),
+        default=0,
+    )  # fmt: skip
     segments: list[Segment] = []
     start_frame, index = 0, -1
     while True:
@@ -161,6 +175,18 @@ def plan_cuts(
             beat_frames, downbeats, index, style, section, start_frame, min_frames, rng
         )
         if found is None or total_frames - beat_frames[found] < min_frames:
+            found = None
+        reach = longest_sec / style.speed.get(section, 1.0) * fps - handles
+        end_frame = total_frames if found is None else beat_frames[found]
+        if end_frame - start_frame > reach:
+            earlier = [
+                i
+                for i in range(index + 1, len(beat_frames) if found is None else found)
+                if beat_frames[i] - start_frame <= max(reach, min_frames)
+                and total_frames - beat_frames[i] >= min_frames
+            ]
+            found = earlier[-1] if earlier else found
+        if found is None:
             segments.append(Segment(start_frame, total_frames, section, None))
             return segments
         index = found
@@ -249,6 +275,36 @@ def choose_shots(
         _fill_segment(segment, sources, style, fps, rng, usage)
     if style.chronological:
         _reorder_chronologically(segments, sources, fps)
+    for segment in segments:
+        _end_inside_the_clip(segment, sources[segment.source_index], fps)
+
+
+def _end_inside_the_clip(segment: Segment, source: Source, fps: Fraction) -> None:
+    """Keep a segment from playing past its clip's last frame, which an editor
+    shows as offline: in points lie on source frames, and a filling order may
+    move them. Start it earlier where the clip allows, else play it slower."""
+    info = source.info
+    if info.still:
+        return
+    rate = info.fps_fraction
+    after_sec = segment.source_sec(
+        segment.length_frames + segment.handle_after_frames, fps
+    )
+    over_sec = segment.in_sec + after_sec - info.duration_sec
+    if over_sec <= 1e-9:
+        return
+    earliest_sec = segment.source_sec(segment.handle_before_frames, fps)
+    earlier = Fraction(math.floor((segment.in_sec - over_sec) * rate)) / rate
+    if earlier >= earliest_sec:
+        segment.in_sec = float(earlier)
+        return
+    last_frame = max(0, math.ceil(info.duration_sec * rate) - 1)
+    segment.in_sec = float(
+        Fraction(min(math.ceil(earliest_sec * rate), last_frame)) / rate
+    )
+    room_sec = info.duration_sec - segment.in_sec
+    segment.speed *= room_sec / after_sec
+    segment.filled_slower = True
 
 
 def _fill_segment(
@@ -273,13 +329,22 @@ def _fill_segment(
     ]
     if not candidates:
         # No single shot is long enough: run across shot boundaries of a whole clip,
-        # or, when no clip is that long, take the longest and hold its last frame.
+        # or, when no clip is that long, play the longest slower so that it fills
+        # the segment (never past its end, which editors would show as offline).
         longest = max(range(len(sources)), key=lambda i: sources[i].info.duration_sec)
         candidates = [
             (source_index, WHOLE_CLIP)
             for source_index, source in enumerate(sources)
             if source.info.duration_sec >= need_sec
-        ] or [(longest, WHOLE_CLIP)]
+        ]
+        if not candidates:
+            # A source frame short of the end: the in point may round up to a frame.
+            info = sources[longest].info
+            available_sec = info.duration_sec - 1 / float(info.fps_fraction)
+            segment.speed *= available_sec / need_sec
+            segment.filled_slower = True
+            need_sec = available_sec
+            candidates = [(longest, WHOLE_CLIP)]
     fresh = _least_used(candidates, usage)
     if len(sources) > 1 and all(c[0] == usage.previous_source for c in fresh):
         # Reusing another clip's shot early beats the same clip cut after cut.
@@ -462,7 +527,13 @@ def plan_montage(
     rng = random.Random(options.seed)
     sources = [_at_timeline_rate(source, options.fps) for source in sources]
     start_sec, total_frames = music_window(music, options.fps, options.duration_sec)
-    segments = plan_cuts(music, style, start_sec, total_frames, options.fps, rng)
+    longest_sec = max(
+        math.inf if source.info.still else source.info.duration_sec
+        for source in sources
+    )
+    segments = plan_cuts(
+        music, style, start_sec, total_frames, options.fps, rng, longest_sec
+    )
     cuts = plan_transitions(segments, music, style, options.fps, start_sec)
     choose_shots(segments, cuts, sources, style, options.fps, rng)
     log.info("Planned %d shots over %d frames", len(segments), total_frames)

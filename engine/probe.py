@@ -97,26 +97,41 @@ class MediaInfo:
 
 def expand_inputs(paths: list[str]) -> list[Path]:
     """Files as given, and the media files inside given folders, sorted, no repeats."""
+    return scan_inputs(paths)[0]
+
+
+def scan_inputs(
+    paths: list[str], output: Path | None = None
+) -> tuple[list[Path], list[Path]]:
+    """The clips in paths (files as given, media files inside folders, sorted, each
+    file once), and the videos inside folders left out as earlier renders of ours
+    (a timeline of the same name beside them). Output itself is left out too, and
+    not listed: rendering again replaces it."""
     found: list[Path] = []
+    renders: list[Path] = []
     for name in paths:
         path = Path(name).expanduser()
-        if path.is_dir():
-            found.extend(
-                child
-                for child in sorted(path.rglob("*"))
-                if child.is_file()
-                and child.suffix.lower() in MEDIA_EXTENSIONS
-                # Hidden files and folders hold thumbnails and previews, not shots.
-                and not any(
-                    part.startswith(".") for part in child.relative_to(path).parts
-                )
-            )
-        else:
+        if not path.is_dir():
             found.append(path)
-    unique: dict[Path, None] = {}
+            continue
+        for child in sorted(path.rglob("*")):
+            # Hidden files and folders hold thumbnails and previews, not shots.
+            if (
+                not child.is_file()
+                or child.suffix.lower() not in MEDIA_EXTENSIONS
+                or any(part.startswith(".") for part in child.relative_to(path).parts)
+            ):
+                continue
+            if output is not None and child.resolve() == output.resolve():
+                continue
+            if child.with_suffix(".otio").is_file():
+                renders.append(child)
+            else:
+                found.append(child)
+    unique: dict[Path, Path] = {}
     for path in found:
-        unique.setdefault(path.absolute(), None)
-    return list(unique)
+        unique.setdefault(path.resolve(), path.absolute())
+    return list(unique.values()), renders
 
 
 def probe_media(path: str | Path) -> MediaInfo:

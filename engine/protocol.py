@@ -347,8 +347,8 @@ def _check_clip_audio(level_db: float | None) -> None:
     low, high = CLIP_AUDIO_DB_RANGE
     if level_db is not None and not low <= level_db <= high:
         raise JobSpecError(
-            f"Clip sound level {level_db} dB is out of range: use {low:g} to "
-            f"{high:g} dB under the clips' own level, or leave it off."
+            f"Clip sound {-level_db:g} dB under the clips' own level is out of "
+            f"range: use {abs(high):g} to {abs(low):g} dB under it, or leave it off."
         )
 
 

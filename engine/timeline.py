@@ -111,6 +111,8 @@ def _clip(
         clip.metadata[META]["push_in"] = list(STILL_PUSH_IN)
     elif segment.speed != 1.0:
         clip.effects.append(time_warp(segment.speed))
+        if segment.filled_slower:
+            clip.metadata[META]["filled_slower"] = True
     return clip
 
 

@@ -107,3 +107,54 @@ def test_an_unusable_cache_entry_is_a_miss(folder: Path) -> None:
     key = f"{cache.content_hash(song)}-v1"
     cache.store("music", key, {"a": 1})
     assert analyze_music(song).beats_sec
+
+
+def test_rendering_into_the_clips_folder_again_leaves_the_montages_out(
+    folder: Path, tmp_path: Path
+) -> None:
+    clips = tmp_path / "trip"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (clips / name).write_bytes((folder / name).read_bytes())
+    job = {"clips": [str(clips)], "music": str(folder / "song.wav"),
+           "output": str(clips / "montage.mp4"), "quality": "preview",
+           "size": [160, 90]}  # fmt: skip
+    for again in (False, True):
+        status, events = run(job, tmp_path)
+        assert status == 0, events[-1].data
+        assert not [e for e in events if e.kind is EventKind.WARNING], again
+    status, events = run(job | {"output": str(clips / "second.mp4")}, tmp_path)
+    assert status == 0
+    [warning] = [e.data["message"] for e in events if e.kind is EventKind.WARNING]
+    assert warning.startswith("Left out montage.mp4: a montage rendered here before")
+    timeline = (clips / "second.otio").read_text(encoding="utf-8")
+    assert "montage.mp4" not in timeline
+
+
+@pytest.mark.parametrize(
+    ("change", "starts"),
+    [
+        ({"output": "a folder.mp4"}, "{tmp}/a folder.mp4 is a folder"),
+        ({"music": "."}, "{tmp}: this is a folder; the song is one audio file"),
+        ({"clips": ["empty"]}, "{tmp}/empty: no video files or pictures in there"),
+    ],
+    ids=["output", "song", "no clips"],
+)
+def test_folders_in_the_wrong_place_are_named_before_any_work(
+    folder: Path, tmp_path: Path, change: dict[str, Any], starts: str
+) -> None:
+    (tmp_path / "a folder.mp4").mkdir()
+    (tmp_path / "empty").mkdir()
+    job = {"clips": [str(folder / "a.mp4")], "music": str(folder / "song.wav"),
+           "output": str(tmp_path / "out.mp4")}  # fmt: skip
+    job |= {
+        key: [str(tmp_path / v) for v in value] if isinstance(value, list)
+        else str(tmp_path / value)
+        for key, value in change.items()
+    }  # fmt: skip
+    status, events = run(job, tmp_path)
+    assert status != 0
+    assert not any(e.kind is EventKind.STAGE and e.data["stage"] == "clips"
+                   for e in events)  # fmt: skip
+    message = events[-1].data["message"]
+    assert message.startswith(starts.format(tmp=tmp_path))

@@ -168,6 +168,8 @@ def test_a_users_cube_at_an_awkward_path_is_applied(tmp_path: Path) -> None:
         ("LUT_3D_SIZE 2\n0 0 0\n1 1 1\n", "has 2 colours where a 2-point cube needs 8"),
         ("LUT_3D_SIZE 2\n" + "0 0 0\n" * 7 + "0 zero 0\n", "line 9 is not three"),
         ("0 0 0\n" * 8, "no LUT_3D_SIZE"),
+        ("LUT_3D_SIZE 2\n" + "0 0 0\n" * 4 + "foo bar baz\n", "line 6 is not three"),
+        ("LUT_3D_SIZE 2\n" + "0 0 0\n" * 9, "needs 8 (too many"),
         ("LUT_3D_SIZE 999\n", "LUT_3D_SIZE must be 2 to 256"),
     ],
 )

@@ -202,3 +202,73 @@ def test_no_clip_fills_three_cuts_in_a_row(
         ]
         runs = [urls[i : i + 3] for i in range(len(urls) - 2)]
         assert all(len(set(run)) > 1 for run in runs), name
+
+
+def source_end_sec(clip: otio.schema.Clip) -> float:
+    """Where a clip's range ends in its source, at the speed it plays."""
+    speed = next(
+        (
+            e.time_scalar
+            for e in clip.effects
+            if isinstance(e, otio.schema.LinearTimeWarp)
+        ),
+        1.0,
+    )
+    start = clip.source_range.start_time
+    return start.to_seconds() + clip.source_range.duration.to_seconds() * speed
+
+
+@pytest.fixture(scope="module")
+def short_sources(media_dir: Path) -> dict[str, Source]:
+    folder = media_dir / "short plan clips"
+    folder.mkdir(exist_ok=True)
+    found = {}
+    for name, frames in (("short", 10), ("one", 1), ("three", 75)):
+        truth = write_marker_clip(folder / f"{name}.mp4", frames=frames, fps=25)
+        info = probe_media(truth.path)
+        found[name] = Source(info, analyze_clip(info))
+    return found
+
+
+def beat_frames(song: MusicAnalysis, timeline: otio.schema.Timeline) -> set[int]:
+    start_sec = timeline.metadata["montage_ai"]["music"]["start_sec"]
+    return {round((beat - start_sec) * FPS) for beat in song.beats_sec}
+
+
+def cut_frames(timeline: otio.schema.Timeline) -> list[int]:
+    track = timeline.video_tracks()[0]
+    return [
+        round(track.range_of_child(clip).start_time.rescaled_to(FPS).value)
+        for clip in list(track.find_clips())[1:]
+    ]
+
+
+def test_long_shots_cut_on_an_earlier_beat_rather_than_outrun_the_clips(
+    short_sources: dict[str, Source], song: MusicAnalysis
+) -> None:
+    """The documentary style holds shots for bars; with a 3-second clip the
+    longest, each shot ends on a beat within it, and none runs past its end."""
+    sources = [short_sources[name] for name in ("short", "one", "three")]
+    timeline = plan_montage(sources, song, load_style("documentary"), options())
+    clips = list(timeline.video_tracks()[0].find_clips())
+    assert len(clips) >= 10
+    for clip in clips:
+        duration_sec = next(
+            s.info.duration_sec for s in sources
+            if s.info.path == clip.media_reference.target_url
+        )  # fmt: skip
+        assert source_end_sec(clip) <= duration_sec + 1e-6, clip.name
+        assert "filled_slower" not in clip.metadata["montage_ai"], clip.name
+    assert set(cut_frames(timeline)) <= beat_frames(song, timeline)
+
+
+def test_a_clip_shorter_than_a_beat_plays_slower_to_fill_it(
+    short_sources: dict[str, Source], song: MusicAnalysis
+) -> None:
+    source = short_sources["short"]
+    timeline = plan_montage([source], song, load_style("documentary"), options())
+    clips = list(timeline.video_tracks()[0].find_clips())
+    for clip in clips:
+        assert source_end_sec(clip) <= source.info.duration_sec + 1e-6, clip.name
+        assert clip.metadata["montage_ai"]["filled_slower"], clip.name
+    assert set(cut_frames(timeline)) <= beat_frames(song, timeline)
