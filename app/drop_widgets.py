@@ -35,7 +35,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QStyle,
@@ -44,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.path_edit import PathLineEdit
 from app.qt_compat import emit_signal
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,10 @@ class ClipState(enum.StrEnum):
 
 
 def format_duration(duration_sec: float) -> str:
-    """m:ss, or h:mm:ss from an hour."""
+    """m:ss, or h:mm:ss from an hour; tenths under a second ("0.4 s"), so a clip
+    too short to use does not read as 0:00."""
+    if round(duration_sec, 1) < 1:
+        return f"{duration_sec:.1f} s"
     total = round(duration_sec)
     hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -134,7 +137,7 @@ class FileDropTarget:
 class ClipListWidget(FileDropTarget, QListWidget):
     """The clips of the montage: files and folders, added by drop or dialog.
 
-    A folder stays one entry; the engine expands it into the videos inside.
+    A folder stays one entry; the engine expands it into the clips inside.
     """
 
     clips_changed = Signal()
@@ -203,7 +206,7 @@ class ClipListWidget(FileDropTarget, QListWidget):
                 self._show_folder_count(item, finished=True)
 
     def usable_count(self) -> int:
-        """Files described as usable, counting the videos inside folders."""
+        """Files described as usable, counting the clips inside folders."""
         count = 0
         for row in range(self.count()):
             item = self.item(row)
@@ -230,11 +233,11 @@ class ClipListWidget(FileDropTarget, QListWidget):
         icon = self.style().standardIcon(
             pixmap.SP_DirIcon if is_folder else pixmap.SP_FileIcon
         )
-        label = f"{path.name}  (folder: every video inside)" if is_folder else path.name
+        label = f"{path.name}  (folder: every clip inside)" if is_folder else path.name
         item = QListWidgetItem(icon, label or str(path))
         item.setData(PATH_ROLE, str(path))
         item.setData(STATE_ROLE, ClipState.PENDING)
-        item.setData(DETAIL_ROLE, "Looking for videos…" if is_folder else "Reading…")
+        item.setData(DETAIL_ROLE, "Looking for clips…" if is_folder else "Reading…")
         item.setToolTip(str(path))
         return item
 
@@ -287,9 +290,10 @@ class ClipListWidget(FileDropTarget, QListWidget):
         unusable = len(videos) - usable
         if finished and not usable:
             found = f" ({unusable} not usable)" if unusable else ""
-            self._show_unusable(item, f"No usable videos found inside{found}.")
+            self._show_unusable(item, f"No usable clips found inside{found}.")
             return
-        detail = f"{usable} video{'' if usable == 1 else 's'}"
+        # Clips: the videos and still pictures inside.
+        detail = f"{usable} clip{'' if usable == 1 else 's'}"
         if unusable:
             detail += f", {unusable} not usable"
         item.setData(STATE_ROLE, ClipState.USABLE if finished else ClipState.PENDING)
@@ -386,7 +390,7 @@ class ClipItemDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class SongLineEdit(FileDropTarget, QLineEdit):
+class SongLineEdit(FileDropTarget, PathLineEdit):
     """The song's path: typed, chosen, or dropped (the first dropped file wins)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:

@@ -16,14 +16,14 @@ from pathlib import Path
 import platformdirs
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
-    QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -32,8 +32,16 @@ from PySide6.QtWidgets import (
 
 from app.drop_widgets import ClipListWidget, SongLineEdit
 from app.engine_process import EngineCommand
+from app.form_layout import (
+    ChoiceBox,
+    OptionGrid,
+    OptionSection,
+    align_label_columns,
+    side_by_side,
+)
 from app.look_options import LookOptions
 from app.media_inspector import MediaInspector
+from app.path_edit import PathLineEdit
 from app.style_catalog import DEFAULT_STYLE, load_style_choices
 from app.upscale_estimate import (
     DEFAULT_DURATION_SEC,
@@ -110,8 +118,9 @@ class JobFormWidget(QWidget):
         self.inspector = MediaInspector(inspect_command, self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self._build_clips_box(), 1)
-        layout.addWidget(self._build_settings_box(), 1)
+        # The options need the wider side for their two columns.
+        layout.addWidget(self._build_clips_box(), 2)
+        layout.addWidget(self._build_settings_box(), 3)
         self._connect_inspector()
         self.refresh_default_output()
 
@@ -159,14 +168,49 @@ class JobFormWidget(QWidget):
         return box
 
     def _build_settings_box(self) -> QGroupBox:
+        """The song and the essential choices; the rest folded under More
+        options. Only this side scrolls, when the window is too short for it."""
         box = QGroupBox("Song and style")
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        grid = OptionGrid()
+        self._add_song_rows(grid)
+        self._add_style_rows(grid)
+        self._add_output_rows(grid)
+        self.more_options = OptionSection("More options")
+        self._add_more_option_rows(self.more_options.grid)
+        self.more_options.watch_choices()
+        self.more_options.expanded_changed.connect(self._show_more_options)
+        grid.add_span(self.more_options)
+        align_label_columns(grid, self.more_options.grid)
+        page = QWidget()
+        page_layout = QVBoxLayout(page)
+        page_layout.setContentsMargins(0, 0, 0, 0)
+        page_layout.addLayout(grid)
+        page_layout.addStretch(1)
 
-        self.song_edit = SongLineEdit(box)
+        self.settings_area = QScrollArea()
+        self.settings_area.setWidget(page)
+        self.settings_area.setWidgetResizable(True)
+        self.settings_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.settings_area.setHorizontalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
+        # As wide as the options need, folded or not: the clip list gives way
+        # rather than a column being cut off.
+        needed = max(
+            page.minimumSizeHint().width(),
+            self.more_options.body.minimumSizeHint().width(),
+        )
+        scroll_bar = self.settings_area.verticalScrollBar().sizeHint().width()
+        self.settings_area.setMinimumWidth(needed + scroll_bar)
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.settings_area)
+        return box
+
+    def _add_song_rows(self, grid: OptionGrid) -> None:
+        self.song_edit = SongLineEdit()
         self.choose_song_button = QPushButton("Choose song…")
         self.choose_song_button.clicked.connect(self._choose_song)
-        form.addRow("Music", _row(self.song_edit, self.choose_song_button))
+        grid.add_row("Music", side_by_side(self.song_edit, self.choose_song_button))
         self.waveform_view = WaveformView()
         self.tempo_label = QLabel()
         self.tempo_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -176,9 +220,10 @@ class JobFormWidget(QWidget):
         song_layout.setContentsMargins(0, 0, 0, 0)
         song_layout.addWidget(self.waveform_view, 1)
         song_layout.addWidget(self.tempo_label)
-        form.addRow("", song_view)
+        grid.add_note(song_view)
 
-        self.style_combo = QComboBox()
+    def _add_style_rows(self, grid: OptionGrid) -> None:
+        self.style_combo = ChoiceBox()
         for choice in load_style_choices():
             self.style_combo.addItem(choice.label, choice.name)
             index = self.style_combo.count() - 1
@@ -194,46 +239,84 @@ class JobFormWidget(QWidget):
             max(0, self.style_combo.findData(DEFAULT_STYLE))
         )
         self._update_style_description()
-        form.addRow("Style", self.style_combo)
-        form.addRow("", self.style_description)
+        grid.add_row("Style", self.style_combo)
+        grid.add_note(self.style_description)
 
         self.prompt_edit = QLineEdit()
         self.prompt_edit.setPlaceholderText(
             "Optional, e.g. slow and dreamy, black and white"
         )
-        form.addRow("Prompt", self.prompt_edit)
+        grid.add_row("Prompt", self.prompt_edit)
         self.looks = LookOptions(self, self.clip_list)
-        self.looks.add_rows(form, _row)
-        self._add_option_rows(form)
-        return box
+        looks = self.looks
+        grid.add_row("Look", side_by_side(looks.lut_combo, looks.load_lut_button))
 
-    def _add_option_rows(self, form: QFormLayout) -> None:
+    def _add_output_rows(self, grid: OptionGrid) -> None:
         self.duration_spin = QSpinBox()
         self.duration_spin.setRange(0, 7200)
         self.duration_spin.setSuffix(" s")
         self.duration_spin.setSpecialValueText("Whole song")
-        form.addRow("Duration", self.duration_spin)
-
         self.aspect_combo = _choice_combo(ASPECT_LABELS)
-        form.addRow("Aspect", self.aspect_combo)
-        self.fps_combo = QComboBox()
+        grid.add_pair(("Duration", self.duration_spin), ("Aspect", self.aspect_combo))
+
+        self.fps_combo = ChoiceBox()
         for rate, label in FRAME_RATE_LABELS.items():
             self.fps_combo.addItem(label, rate)
         self.fps_combo.setToolTip(
             "Frames per second of the montage and of its timeline for your editor."
         )
-        form.addRow("Frame rate", self.fps_combo)
         self.quality_combo = _choice_combo(QUALITY_LABELS)
         self.quality_combo.setCurrentIndex(self.quality_combo.findData("final"))
-        form.addRow("Quality", self.quality_combo)
-        self.clip_audio_combo = QComboBox()
+        grid.add_pair(("Frame rate", self.fps_combo), ("Quality", self.quality_combo))
+
+        self.clip_audio_combo = ChoiceBox()
         for level_db, label in CLIP_AUDIO_LABELS.items():
             self.clip_audio_combo.addItem(label, level_db)
         self.clip_audio_combo.setToolTip(
             "Keep each shot's own sound under the song, faded at every cut."
         )
-        form.addRow("Clip sound", self.clip_audio_combo)
-        self._add_look_rows(form)
+        grid.add_pair(
+            ("Transitions", self.looks.transition_combo),
+            ("Clip sound", self.clip_audio_combo),
+        )
+
+        self.output_edit = PathLineEdit()
+        self.output_edit.textEdited.connect(self._forget_default_output)
+        self.choose_output_button = QPushButton("Change…")
+        self.choose_output_button.clicked.connect(self._choose_output)
+        grid.add_row(
+            "Save as", side_by_side(self.output_edit, self.choose_output_button)
+        )
+
+    def _add_more_option_rows(self, grid: OptionGrid) -> None:
+        """Slow motion, clean-up, reframing and upscaling (with the upscaling time
+        the engine estimates), and the seed."""
+        looks = self.looks
+        grid.add_pair(
+            ("Slow motion", looks.slow_motion_combo),
+            ("Flash on downbeats", looks.flash_combo),
+        )
+        grid.add_pair(
+            ("Stabilize", looks.stabilize_combo), ("Denoise", looks.denoise_combo)
+        )
+        self.reframe_combo = _choice_combo(REFRAME_LABELS)
+        self.reframe_combo.setToolTip(
+            "For vertical and square montages: the crop follows faces, or else "
+            "what moves, instead of staying in the centre."
+        )
+        self.upscale_combo = _choice_combo(UPSCALE_LABELS)
+        self.upscale_combo.setToolTip(
+            "Real-ESRGAN sharpens small clips as they are enlarged; on a CPU it "
+            "takes seconds a frame."
+        )
+        grid.add_pair(("Reframe", self.reframe_combo), ("Upscale", self.upscale_combo))
+        self.upscale_estimate = UpscaleEstimateLabel(self._inspect_command, self)
+        grid.add_note(self.upscale_estimate)
+        for combo in (self.upscale_combo, self.aspect_combo, self.quality_combo,
+                      self.fps_combo):  # fmt: skip
+            combo.currentIndexChanged.connect(self._refresh_upscale_estimate)
+        self.duration_spin.valueChanged.connect(self._refresh_upscale_estimate)
+        self.clip_list.clips_changed.connect(self._refresh_upscale_estimate)
 
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
@@ -243,35 +326,15 @@ class JobFormWidget(QWidget):
         self.shuffle_button = QPushButton("Shuffle")
         self.shuffle_button.clicked.connect(self.shuffle_seed)
         self.shuffle_seed()
-        form.addRow("Seed", _row(self.seed_spin, self.shuffle_button))
+        grid.add_row("Seed", side_by_side(self.seed_spin, self.shuffle_button))
 
-        self.output_edit = QLineEdit()
-        self.output_edit.textEdited.connect(self._forget_default_output)
-        self.choose_output_button = QPushButton("Change…")
-        self.choose_output_button.clicked.connect(self._choose_output)
-        form.addRow("Save as", _row(self.output_edit, self.choose_output_button))
+    def _show_more_options(self, expanded: bool) -> None:
+        if expanded:
+            # Once the section has its height: scroll it into view.
+            QTimer.singleShot(0, self._scroll_to_more_options)
 
-    def _add_look_rows(self, form: QFormLayout) -> None:
-        """Reframing and upscaling, with the upscaling time the engine estimates."""
-        self.reframe_combo = _choice_combo(REFRAME_LABELS)
-        self.reframe_combo.setToolTip(
-            "For vertical and square montages: the crop follows faces, or else "
-            "what moves, instead of staying in the centre."
-        )
-        form.addRow("Reframe", self.reframe_combo)
-        self.upscale_combo = _choice_combo(UPSCALE_LABELS)
-        self.upscale_combo.setToolTip(
-            "Real-ESRGAN sharpens small clips as they are enlarged; on a CPU it "
-            "takes seconds a frame."
-        )
-        form.addRow("Upscale", self.upscale_combo)
-        self.upscale_estimate = UpscaleEstimateLabel(self._inspect_command, self)
-        form.addRow("", self.upscale_estimate)
-        for combo in (self.upscale_combo, self.aspect_combo, self.quality_combo,
-                      self.fps_combo):  # fmt: skip
-            combo.currentIndexChanged.connect(self._refresh_upscale_estimate)
-        self.duration_spin.valueChanged.connect(self._refresh_upscale_estimate)
-        self.clip_list.clips_changed.connect(self._refresh_upscale_estimate)
+    def _scroll_to_more_options(self) -> None:
+        self.settings_area.ensureWidgetVisible(self.more_options, 0, 0)
 
     def _refresh_upscale_estimate(self) -> None:
         duration_sec = self.duration_spin.value() or self._song_duration_sec
@@ -348,7 +411,6 @@ class JobFormWidget(QWidget):
         """A new timestamped name, so the next render keeps the last one."""
         self._default_output = str(self._output_dir / f"montage-{timestamp()}.mp4")
         self.output_edit.setText(self._default_output)
-        self.output_edit.setToolTip(self._default_output)
 
     # Media facts
 
@@ -382,7 +444,7 @@ class JobFormWidget(QWidget):
         )
         usable = self.clip_list.usable_count()
         if usable:
-            text += f", {usable} usable video{'s' if usable != 1 else ''}"
+            text += f", {usable} usable clip{'s' if usable != 1 else ''}"
         self.clip_count_label.setText(text)
 
     def _update_style_description(self) -> None:
@@ -420,23 +482,8 @@ class JobFormWidget(QWidget):
             self._forget_default_output()
 
 
-def _row(*widgets: QWidget) -> QWidget:
-    """Widgets side by side; a leading line edit takes the spare width."""
-    row = QWidget()
-    layout = QHBoxLayout(row)
-    layout.setContentsMargins(0, 0, 0, 0)
-    stretch_first = isinstance(widgets[0], QLineEdit)
-    for index, widget in enumerate(widgets):
-        layout.addWidget(widget, 1 if index == 0 and stretch_first else 0)
-    if stretch_first:
-        row.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-    else:
-        layout.addStretch(1)
-    return row
-
-
-def _choice_combo(labels: dict[str, str]) -> QComboBox:
-    combo = QComboBox()
+def _choice_combo(labels: dict[str, str]) -> ChoiceBox:
+    combo = ChoiceBox()
     for value, label in labels.items():
         combo.addItem(label, value)
     return combo

@@ -16,7 +16,6 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.drop_widgets import PATH_ROLE
+from app.form_layout import ChoiceBox
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,13 @@ def load_look_choices() -> list[LookChoice]:
 
 
 class LookOptions:
-    """The form rows for a job's look, and the job fields they stand for."""
+    """The choices for a job's look, for the form to lay out, and the job fields
+    they stand for."""
 
     def __init__(self, parent: QWidget, clip_list: QListWidget) -> None:
         self.parent = parent
         self.clip_list = clip_list
-        self.lut_combo = QComboBox(parent)
+        self.lut_combo = ChoiceBox(parent)
         self.lut_combo.addItem(AS_STYLE, "")
         self.lut_combo.addItem("None (the style's grade only)", "none")
         for choice in load_look_choices():
@@ -82,6 +83,7 @@ class LookOptions:
         self.load_lut_button.clicked.connect(self._choose_lut)
         self.transition_combo = _combo(parent, TRANSITION_LABELS, "")
         self.flash_combo = _combo(parent, {True: "On", False: "Off"}, None)
+        self.flash_combo.setToolTip("A white flash on each downbeat of the song.")
         self.slow_motion_combo = _combo(parent, SLOW_MOTION_LABELS, None)
         self.slow_motion_combo.setToolTip(
             "Shots in the song's quiet parts play slower; cuts stay on the beat."
@@ -93,15 +95,6 @@ class LookOptions:
                 "Off unless the style says. Right-click a clip to choose it alone."
             )
         self.clip_menu = ClipCleanupMenu(clip_list)
-
-    def add_rows(self, form: QFormLayout, row: Any) -> None:
-        """Add the rows to form; row(*widgets) lays widgets out side by side."""
-        form.addRow("Look", row(self.lut_combo, self.load_lut_button))
-        form.addRow("Transitions", self.transition_combo)
-        form.addRow("Flash on downbeats", self.flash_combo)
-        form.addRow("Slow motion", self.slow_motion_combo)
-        form.addRow("Stabilize", self.stabilize_combo)
-        form.addRow("Denoise", self.denoise_combo)
 
     def job_fields(self) -> dict[str, Any]:
         """The JobSpec fields for what is chosen (protocol.JobSpec)."""
@@ -134,7 +127,7 @@ class LookOptions:
 
 
 def _combo(parent: QWidget, labels: dict[Any, str], style_value: Any) -> QComboBox:
-    combo = QComboBox(parent)
+    combo = ChoiceBox(parent)
     combo.addItem(AS_STYLE, style_value)
     for value, label in labels.items():
         combo.addItem(label, value)

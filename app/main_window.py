@@ -14,14 +14,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QFont, QKeySequence
 from PySide6.QtWidgets import (
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -127,17 +125,15 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner_label)
         self.form = JobFormWidget(Path(self.settings.output_dir), central)
         self._select_quality(self.settings.default_quality)
-        # The form keeps its full height and scrolls; the splitter gives the
-        # queue more room or less, as the user drags it.
-        form_area = QScrollArea()
-        form_area.setWidget(self.form)
-        form_area.setWidgetResizable(True)
-        form_area.setFrameShape(QFrame.Shape.NoFrame)
+        # The clip list takes the height the form leaves, and only the options
+        # scroll. The splitter shares the height in proportion to stretch times
+        # preferred height: at 1040x780 the options fit, folded, with the queue
+        # four rows deep. The user drags it for more queue or more form.
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(form_area)
+        splitter.addWidget(self.form)
         splitter.addWidget(self._build_queue_box())
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 4)
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)

@@ -127,6 +127,8 @@ class UpscaleEstimateLabel(QLabel):
     ) -> None:
         super().__init__(parent)
         self.setWordWrap(True)
+        # Hidden while empty, so it leaves no gap under the Upscale choice.
+        self.hide()
         self.estimator = UpscaleEstimator(command, self)
         self.estimator.estimated.connect(self._show)
         self._request: EstimateRequest | None = None
@@ -142,9 +144,9 @@ class UpscaleEstimateLabel(QLabel):
         self._request = request
         if request.mode == "off" or not request.clips:
             self._timer.stop()
-            self.setText("" if request.mode == "off" else "Add clips for an estimate.")
+            self._say("" if request.mode == "off" else "Add clips for an estimate.")
             return
-        self.setText("Estimating the upscaling time…")
+        self._say("Estimating the upscaling time…")
         self._timer.start()
 
     def shutdown(self) -> None:
@@ -159,4 +161,8 @@ class UpscaleEstimateLabel(QLabel):
         if self._request is None or self._request.mode == "off":
             return
         text = str(data.get("message", ""))
-        self.setText(text if data.get("ok") else f"No estimate: {text}")
+        self._say(text if data.get("ok") else f"No estimate: {text}")
+
+    def _say(self, text: str) -> None:
+        self.setText(text)
+        self.setVisible(bool(text))

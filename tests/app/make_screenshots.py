@@ -1,13 +1,14 @@
 """Save screenshots of the main window in its main states, for a look by eye.
 
-Usage: python tests/app/make_screenshots.py OUTDIR
+Usage: python tests/app/make_screenshots.py OUTDIR [WIDTHxHEIGHT]
 
-Runs offscreen with the stub engine; writes empty.png, filled.png, rendering.png,
-finished.png, failed.png, interrupted.png (started again after a crash),
-export-menu.png (the Export menu of a finished job) and exported.png (the message
-after an EDL export, from the stub exporter). The clips and the song are generated
-media, described by the real `engine.inspect`, so the rows show thumbnails and the
-song its beats.
+The windows open at their default size, or at WIDTHxHEIGHT (880x640, the
+smallest, shows what scrolls). Runs offscreen with the stub engine; writes
+empty.png, filled.png, rendering.png, finished.png, failed.png, interrupted.png
+(started again after a crash), export-menu.png (the Export menu of a finished job)
+and exported.png (the message after an EDL export, from the stub exporter). The
+clips and the song are generated media, described by the real `engine.inspect`,
+so the rows show thumbnails and the song its beats.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ FOLDER_CLIPS = ["GOPR0042.mp4", "GOPR0043.mp4"]
 BROKEN_CLIP = "copy-interrupted.mp4"
 # A cold numba cache costs up to a minute on the first analysis.
 INSPECT_TIMEOUT_SEC = 180.0
+# The size given on the command line, if any: (width, height).
+window_size: list[int] = []
 # What the real exporter says of an EDL of a montage in the style "mtv".
 EDL_WARNINGS = [
     "A CMX 3600 EDL counts every timecode at one rate (30 fps): the source "
@@ -103,6 +106,8 @@ def make_window(
         output_dir=work / "Montage AI",
         export_command=export_command,
     )
+    if window_size:
+        window.resize(*window_size)
     window.show()
     return window
 
@@ -152,9 +157,12 @@ def save(app: QApplication, window: QWidget, path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if len(argv) != 1:
-        log.error("Usage: python tests/app/make_screenshots.py OUTDIR")
+    if len(argv) not in (1, 2):
+        log.error("Usage: python tests/app/make_screenshots.py OUTDIR [WIDTHxHEIGHT]")
         return 2
+    if len(argv) == 2:
+        width, _, height = argv[1].partition("x")
+        window_size[:] = [int(width), int(height)]
     out_dir = Path(argv[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     app = QApplication([])

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage
 
 from app.drop_widgets import (
     DETAIL_ROLE,
@@ -59,6 +59,8 @@ def inspector(qtbot):
 
 
 def test_durations_and_sizes_read_as_people_write_them():
+    assert format_duration(0.4) == "0.4 s"
+    assert format_duration(0.96) == "0:01"
     assert format_duration(2.0) == "0:02"
     assert format_duration(754.4) == "12:34"
     assert format_duration(3725) == "1:02:05"
@@ -112,8 +114,8 @@ def test_dropped_clips_show_their_facts_and_the_unusable_why(qtbot, form, tmp_pa
         assert reason in row.data(DETAIL_ROLE).lower()
         assert reason in row.toolTip()
     assert clip_list.paths() == [str(clip), str(text), str(empty), str(folder)]
-    assert rows[3].data(DETAIL_ROLE) == "2 videos"
-    assert form.clip_count_label.text() == "4 items, 3 usable videos"
+    assert rows[3].data(DETAIL_ROLE) == "2 clips"
+    assert form.clip_count_label.text() == "4 items, 3 usable clips"
     qtbot.waitUntil(lambda: not form.inspector.is_busy())
 
 
@@ -129,7 +131,24 @@ def test_a_folder_without_videos_is_shown_as_unusable(qtbot, form, tmp_path):
     )
 
     assert item.data(STATE_ROLE) == ClipState.UNUSABLE
-    assert "No usable videos" in item.data(DETAIL_ROLE)
+    assert "No usable clips" in item.data(DETAIL_ROLE)
+
+
+def test_a_still_picture_counts_as_a_usable_clip(qtbot, form, tmp_path):
+    clip = write_marker_clip(tmp_path / "short.mp4", frames=10).path
+    picture = tmp_path / "poster.png"
+    image = QImage(64, 36, QImage.Format.Format_RGB32)
+    image.fill(QColor(200, 120, 40))
+    assert image.save(str(picture))
+
+    form.clip_list.add_paths([clip, picture])
+    clip_list = form.clip_list
+    qtbot.waitUntil(lambda: clip_list.usable_count() == 2, timeout=CLIPS_TIMEOUT_MS)
+
+    # 10 frames at 25 fps: too short to read as 0:00.
+    assert clip_list.item(0).data(DETAIL_ROLE).startswith("0.4 s · ")
+    assert form.clip_count_label.text() == "2 items, 2 usable clips"
+    qtbot.waitUntil(lambda: not form.inspector.is_busy())
 
 
 def test_files_added_while_one_runs_go_together_in_the_next(qtbot, inspector, tmp_path):
