@@ -283,6 +283,12 @@ class JobStore:
                 log.warning("Job %d cannot be read back: %s", row["id"], error)
         return records
 
+    def outside_changes(self) -> int:
+        """A number that changes whenever another connection (another window)
+        has committed to the database since; our own writes leave it alone."""
+        with self._lock:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
     def next_waiting(self) -> JobRecord | None:
         """The job that has waited longest (a retried job waits at the back)."""
         with self._lock:

@@ -91,7 +91,10 @@ class RenderQueue(QObject):
         self._waiting_reasons: dict[int, str] = {}
         self._summaries: dict[int, dict] = {}
         self._closing = False
-        self._recheck_timer = self._make_timer(RECHECK_MS, self.start_waiting_jobs)
+        # What another window may change: the job list as last shown.
+        self._seen_version = self._outside_changes()
+        self._seen_records: dict[int, JobRecord] = {}
+        self._recheck_timer = self._make_timer(RECHECK_MS, self._recheck)
         self._memory_timer = self._make_timer(MEMORY_POLL_MS, self._watch_memory)
 
     def _make_timer(self, interval_ms: int, slot: Callable[[], None]) -> QTimer:
@@ -195,6 +198,37 @@ class RenderQueue(QObject):
         self._ok(self.store.recover_after_crash)
 
     # Scheduling
+
+    def _recheck(self) -> None:
+        """Show what another window did to the queue, and take up waiting jobs."""
+        version = self._outside_changes()
+        if version != self._seen_version:
+            self._seen_version = version
+            self._show_outside_changes()
+        self.start_waiting_jobs()
+
+    def _show_outside_changes(self) -> None:
+        """A new list when jobs came or went; else each job that changed, so the
+        view keeps its selection."""
+        try:
+            records = {record.id: record for record in self.store.list_jobs()}
+        except (JobStoreError, sqlite3.Error) as error:
+            log.warning("Could not read the job list: %s", error)
+            return
+        seen, self._seen_records = self._seen_records, records
+        if records.keys() != seen.keys():
+            emit_signal(self.jobs_changed)
+            return
+        for job_id, record in records.items():
+            if record != seen[job_id]:
+                emit_signal(self.job_changed, job_id)
+
+    def _outside_changes(self) -> int | None:
+        try:
+            return self.store.outside_changes()
+        except sqlite3.Error as error:
+            log.warning("Could not read the job list's version: %s", error)
+            return None
 
     def start_waiting_jobs(self) -> None:
         """Start the oldest waiting jobs while there is room and memory, in order."""

@@ -70,3 +70,21 @@ def test_two_windows_share_the_queue_and_render_each_job_once(
         for line in log.read_text(encoding="utf-8").splitlines()
     )
     assert rendered == Counter(first_store.get(job_id).spec.output for job_id in ids)
+
+
+def test_each_window_shows_what_the_other_did(
+    qtbot, tmp_path: Path, two_windows
+) -> None:
+    (_, second_store), (first, second), _ = two_windows
+    # Neither window starts a render here: only the list is watched.
+    for queue in (first, second):
+        queue.renders_at_once = 0
+    with qtbot.waitSignal(first.jobs_changed, timeout=10_000):
+        job_id = second.add(job_spec(tmp_path, "from the other window"))
+    assert [record.id for record in first.records()] == [job_id]
+
+    changed: list[int] = []
+    first.job_changed.connect(changed.append)
+    second_store.mark_cancelled(job_id)
+    qtbot.waitUntil(lambda: job_id in changed, timeout=10_000)
+    assert first.record(job_id).status is JobStatus.CANCELLED
