@@ -90,7 +90,12 @@ def format_size(size_bytes: int) -> str:
 
 def describe_clip_facts(info: dict[str, Any]) -> str:
     """The detail line of a usable clip."""
-    parts = [format_duration(float(info.get("duration_sec") or 0))]
+    if info.get("still"):
+        parts = [
+            f"still, shown {format_duration(float(info.get('duration_sec') or 0))}"
+        ]
+    else:
+        parts = [format_duration(float(info.get("duration_sec") or 0))]
     if info.get("width") and info.get("height"):
         parts.append(f"{info['width']}\N{MULTIPLICATION SIGN}{info['height']}")
     if isinstance(info.get("size_bytes"), int):

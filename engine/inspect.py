@@ -55,6 +55,7 @@ def describe_clip(path: Path) -> dict[str, Any]:
         "variable_frame_rate": info.variable_frame_rate,
         "codec": info.codec,
         "has_audio": bool(info.audio_streams),
+        "still": info.still,
         "size_bytes": Path(info.path).stat().st_size,
         "thumbnail": str(thumbnail),
     }

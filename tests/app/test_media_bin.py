@@ -147,6 +147,7 @@ def test_a_still_picture_counts_as_a_usable_clip(qtbot, form, tmp_path):
 
     # 10 frames at 25 fps: too short to read as 0:00.
     assert clip_list.item(0).data(DETAIL_ROLE).startswith("0.4 s · ")
+    assert clip_list.item(1).data(DETAIL_ROLE).startswith("still, shown 0:05 · 64")
     assert form.clip_count_label.text() == "2 items, 2 usable clips"
     qtbot.waitUntil(lambda: not form.inspector.is_busy())
 
