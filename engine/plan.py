@@ -329,22 +329,14 @@ def _fill_segment(
     ]
     if not candidates:
         # No single shot is long enough: run across shot boundaries of a whole clip,
-        # or, when no clip is that long, play the longest slower so that it fills
-        # the segment (never past its end, which editors would show as offline).
+        # or, when no clip is that long, take the longest (_end_inside_the_clip
+        # then plays it slower so that it fills the segment).
         longest = max(range(len(sources)), key=lambda i: sources[i].info.duration_sec)
         candidates = [
             (source_index, WHOLE_CLIP)
             for source_index, source in enumerate(sources)
             if source.info.duration_sec >= need_sec
-        ]
-        if not candidates:
-            # A source frame short of the end: the in point may round up to a frame.
-            info = sources[longest].info
-            available_sec = info.duration_sec - 1 / float(info.fps_fraction)
-            segment.speed *= available_sec / need_sec
-            segment.filled_slower = True
-            need_sec = available_sec
-            candidates = [(longest, WHOLE_CLIP)]
+        ] or [(longest, WHOLE_CLIP)]
     fresh = _least_used(candidates, usage)
     if len(sources) > 1 and all(c[0] == usage.previous_source for c in fresh):
         # Reusing another clip's shot early beats the same clip cut after cut.
