@@ -177,21 +177,39 @@ def plan_cuts(
         if found is None or total_frames - beat_frames[found] < min_frames:
             found = None
         reach = longest_sec / style.speed.get(section, 1.0) * fps - handles
-        end_frame = total_frames if found is None else beat_frames[found]
-        if end_frame - start_frame > reach:
-            earlier = [
-                i
-                for i in range(index + 1, len(beat_frames) if found is None else found)
-                if beat_frames[i] - start_frame <= max(reach, min_frames)
-                and total_frames - beat_frames[i] >= min_frames
-            ]
-            found = earlier[-1] if earlier else found
+        found = _earlier_beat_in_reach(
+            beat_frames, index, found, total_frames, max(reach, min_frames), min_frames
+        )
         if found is None:
             segments.append(Segment(start_frame, total_frames, section, None))
             return segments
         index = found
         segments.append(Segment(start_frame, beat_frames[index], section, index))
         start_frame = beat_frames[index]
+
+
+def _earlier_beat_in_reach(
+    beat_frames: list[int],
+    index: int,
+    found: int | None,
+    total_frames: int,
+    reach: float,
+    min_frames: int,
+) -> int | None:
+    """found, or the latest beat before it within reach of the segment's start
+    (beat index), when the segment to found would outrun every clip."""
+    start_frame = beat_frames[index] if index >= 0 else 0
+    end_frame = total_frames if found is None else beat_frames[found]
+    if end_frame - start_frame <= reach:
+        return found
+    stop = len(beat_frames) if found is None else found
+    earlier = [
+        i
+        for i in range(index + 1, stop)
+        if beat_frames[i] - start_frame <= reach
+        and total_frames - beat_frames[i] >= min_frames
+    ]
+    return earlier[-1] if earlier else found
 
 
 def _beat_frames(
