@@ -332,25 +332,35 @@ class JobStore:
         log.info("Job %d running as process %d", job_id, pid)
 
     def update_progress(
-        self, job_id: int, stage: str, progress: float, eta_sec: float | None
+        self,
+        job_id: int,
+        stage: str,
+        progress: float,
+        eta_sec: float | None,
+        attempt: int | None = None,
     ) -> bool:
-        """Record a running job's progress; False (no change) if it is not running."""
+        """Record a running job's progress; False (no change) if it is not running,
+        or not in attempt (when given: it was retried since)."""
         progress = min(1.0, max(0.0, progress))
         with self._write() as connection:
             cursor = connection.execute(
                 "UPDATE jobs SET stage = ?, progress = ?, eta_sec = ?, updated_at = ?"
-                " WHERE id = ? AND status = 'running'",
-                (stage, progress, eta_sec, utc_now(), job_id),
+                " WHERE id = ? AND status = 'running' AND attempts = ifnull(?, attempts)",
+                (stage, progress, eta_sec, utc_now(), job_id, attempt),
             )
         return cursor.rowcount == 1
 
-    def mark_finished(self, job_id: int, outputs: dict[str, str]) -> None:
+    def mark_finished(
+        self, job_id: int, outputs: dict[str, str], attempt: int | None = None
+    ) -> None:
+        """A running job's engine finished (in attempt, when given)."""
         self._transition(
             job_id,
             (JobStatus.RUNNING,),
             "status = 'finished', outputs_json = ?, progress = 1.0, eta_sec = NULL,"
             " engine_pid = NULL",
             (json.dumps(outputs, ensure_ascii=False),),
+            attempt,
         )
         log.info("Job %d finished", job_id)
 
@@ -373,7 +383,14 @@ class JobStore:
             )
         log.info("Job %d: recorded %s", job_id, ", ".join(outputs.values()))
 
-    def mark_failed(self, job_id: int, code: str, message: str, log_tail: str) -> None:
+    def mark_failed(
+        self,
+        job_id: int,
+        code: str,
+        message: str,
+        log_tail: str,
+        attempt: int | None = None,
+    ) -> None:
         """A running job failed, or a waiting one could not be started."""
         self._transition(
             job_id,
@@ -381,15 +398,17 @@ class JobStore:
             "status = 'failed', error_code = ?, error_message = ?, log_tail = ?,"
             " eta_sec = NULL, engine_pid = NULL",
             (code, message, log_tail),
+            attempt,
         )
         log.info("Job %d failed: %s", job_id, code)
 
-    def mark_cancelled(self, job_id: int) -> None:
+    def mark_cancelled(self, job_id: int, attempt: int | None = None) -> None:
         self._transition(
             job_id,
             (JobStatus.WAITING, JobStatus.RUNNING),
             "status = 'cancelled', eta_sec = NULL, engine_pid = NULL",
             (),
+            attempt,
         )
         log.info("Job %d cancelled", job_id)
 
@@ -474,9 +493,12 @@ class JobStore:
         allowed: tuple[JobStatus, ...],
         assignments: str,
         values: tuple[Any, ...],
+        attempt: int | None = None,
     ) -> None:
         with self._write() as connection:
-            self._transition_in(connection, job_id, allowed, assignments, values)
+            self._transition_in(
+                connection, job_id, allowed, assignments, values, attempt
+            )
 
     def _transition_in(
         self,
@@ -485,11 +507,20 @@ class JobStore:
         allowed: tuple[JobStatus, ...],
         assignments: str,
         values: tuple[Any, ...],
+        attempt: int | None = None,
     ) -> None:
-        status = self._fetch(job_id, connection)["status"]
+        """Change a job whose status is allowed (and, with attempt, which has not
+        been retried since); IllegalTransitionError otherwise."""
+        row = self._fetch(job_id, connection)
+        status = row["status"]
         if status not in allowed:
             raise IllegalTransitionError(
                 f"Job {job_id} is {status}; this needs it to be {' or '.join(allowed)}."
+            )
+        if attempt is not None and row["attempts"] != attempt:
+            raise IllegalTransitionError(
+                f"Job {job_id} was retried (attempt {row['attempts']}); this is the "
+                f"outcome of attempt {attempt}."
             )
         connection.execute(
             f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",

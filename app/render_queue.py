@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_SEC = 0.25
 # How often a waiting queue looks again (for memory, or jobs another window added).
 RECHECK_MS = 3000
+# How often the job list is checked for another window's changes (cheap).
+OUTSIDE_POLL_MS = 1000
 # How often a running engine's memory is measured.
 MEMORY_POLL_MS = 1000
 
@@ -53,6 +55,8 @@ class RunningJob:
 
     job_id: int
     engine: EngineProcess
+    # The store's attempt this engine renders: a retry elsewhere makes it stale.
+    attempt: int = 1
     stage: str = "Starting the engine…"
     progress: float = 0.0
     eta_sec: float | None = None
@@ -94,7 +98,8 @@ class RenderQueue(QObject):
         # What another window may change: the job list as last shown.
         self._seen_version = self._outside_changes()
         self._seen_records: dict[int, JobRecord] = {}
-        self._recheck_timer = self._make_timer(RECHECK_MS, self._recheck)
+        self._recheck_timer = self._make_timer(RECHECK_MS, self.start_waiting_jobs)
+        self._outside_timer = self._make_timer(OUTSIDE_POLL_MS, self._watch_outside)
         self._memory_timer = self._make_timer(MEMORY_POLL_MS, self._watch_memory)
 
     def _make_timer(self, interval_ms: int, slot: Callable[[], None]) -> QTimer:
@@ -191,6 +196,7 @@ class RenderQueue(QObject):
             return
         self._closing = True
         self._recheck_timer.stop()
+        self._outside_timer.stop()
         self._memory_timer.stop()
         for running in list(self._running.values()):
             running.engine.shutdown()
@@ -199,13 +205,13 @@ class RenderQueue(QObject):
 
     # Scheduling
 
-    def _recheck(self) -> None:
-        """Show what another window did to the queue, and take up waiting jobs."""
+    def _watch_outside(self) -> None:
+        """Show what another window did to the queue, and stop an engine of ours
+        whose job it cancelled or retried."""
         version = self._outside_changes()
         if version != self._seen_version:
             self._seen_version = version
             self._show_outside_changes()
-        self.start_waiting_jobs()
 
     def _show_outside_changes(self) -> None:
         """A new list when jobs came or went; else each job that changed, so the
@@ -216,12 +222,28 @@ class RenderQueue(QObject):
             log.warning("Could not read the job list: %s", error)
             return
         seen, self._seen_records = self._seen_records, records
+        self._stop_jobs_changed_elsewhere(records)
         if records.keys() != seen.keys():
             emit_signal(self.jobs_changed)
             return
         for job_id, record in records.items():
             if record != seen[job_id]:
                 emit_signal(self.job_changed, job_id)
+
+    def _stop_jobs_changed_elsewhere(self, records: dict[int, JobRecord]) -> None:
+        for job_id, running in list(self._running.items()):
+            record = records.get(job_id)
+            if (
+                record is not None
+                and record.status is JobStatus.RUNNING
+                and record.attempts == running.attempt
+            ):
+                continue
+            # Its outcome, when it comes, is refused by the store (wrong attempt
+            # or state) and the job shows as the other window left it.
+            log.info("Job %d was cancelled, retried or removed elsewhere", job_id)
+            running.stage = "Stopping: changed in another window…"
+            running.engine.cancel()
 
     def _outside_changes(self) -> int | None:
         try:
@@ -238,7 +260,10 @@ class RenderQueue(QObject):
             except (JobStoreError, sqlite3.Error) as error:
                 log.warning("Could not read the waiting jobs: %s", error)
                 return
-            if job is None or not self._memory_allows(job):
+            if job is None or job.id in self._running:
+                # An engine of ours still ends an earlier attempt: after it.
+                return
+            if not self._memory_allows(job):
                 return
             self._start(job)
 
@@ -259,7 +284,7 @@ class RenderQueue(QObject):
     def _start(self, job: JobRecord) -> None:
         command = with_director_key(self._engine_command, self.director_key)
         engine = EngineProcess(command, self)
-        running = RunningJob(job.id, engine)
+        running = RunningJob(job.id, engine, job.attempts)
         self._running[job.id] = running
         self._connect(running)
         job_dir = self._jobs_dir / f"job-{job.id}-attempt-{job.attempts}"
@@ -329,7 +354,9 @@ class RenderQueue(QObject):
         self._finish(running)
         self._summaries[job_id] = summary
         paths = {str(kind): str(path) for kind, path in outputs.items()}
-        self._change(job_id, lambda: self.store.mark_finished(job_id, paths))
+        self._change(
+            job_id, lambda: self.store.mark_finished(job_id, paths, running.attempt)
+        )
         emit_signal(self.job_changed, job_id)
         self.start_waiting_jobs()
 
@@ -342,10 +369,13 @@ class RenderQueue(QObject):
             code = protocol.ErrorCode.OUT_OF_MEMORY
             message = memory_limit_message(self.memory_limit_mb, running.over_limit_mb)
         if code == protocol.ErrorCode.CANCELLED:
-            self._change(job_id, lambda: self.store.mark_cancelled(job_id))
+            self._change(
+                job_id, lambda: self.store.mark_cancelled(job_id, running.attempt)
+            )
             emit_signal(self.job_changed, job_id)
         else:
-            self._mark_failed(job_id, code, message, running.engine.stderr_tail())
+            log_tail = running.engine.stderr_tail()
+            self._mark_failed(job_id, code, message, log_tail, running.attempt)
         self.start_waiting_jobs()
 
     def _watch_memory(self) -> None:
@@ -376,15 +406,25 @@ class RenderQueue(QObject):
         running.written_at = time.monotonic()
         self._ok(
             lambda: self.store.update_progress(
-                running.job_id, running.stage, running.progress, running.eta_sec
+                running.job_id,
+                running.stage,
+                running.progress,
+                running.eta_sec,
+                running.attempt,
             )
         )
 
     def _mark_failed(
-        self, job_id: int, code: str, message: str, log_tail: str = ""
+        self,
+        job_id: int,
+        code: str,
+        message: str,
+        log_tail: str = "",
+        attempt: int | None = None,
     ) -> None:
         self._change(
-            job_id, lambda: self.store.mark_failed(job_id, code, message, log_tail)
+            job_id,
+            lambda: self.store.mark_failed(job_id, code, message, log_tail, attempt),
         )
         emit_signal(self.job_changed, job_id)
 

@@ -15,7 +15,7 @@ import pytest
 
 from app.job_store import JobStatus, JobStore
 from app.render_queue import RenderQueue
-from tests.app.queue_helpers import job_spec, statuses
+from tests.app.queue_helpers import job_spec, status_is, statuses
 
 JOBS = 8
 
@@ -88,3 +88,39 @@ def test_each_window_shows_what_the_other_did(
     second_store.mark_cancelled(job_id)
     qtbot.waitUntil(lambda: job_id in changed, timeout=10_000)
     assert first.record(job_id).status is JobStatus.CANCELLED
+
+
+def test_a_cancel_or_retry_in_one_window_stops_the_other_windows_engine(
+    qtbot, tmp_path: Path, stub_command
+) -> None:
+    log = tmp_path / "renders.log"
+    # About five seconds a render: time to act on it from the other window.
+    command = stub_command("normal_run.jsonl", "--delay", "0.15", "--log", str(log))
+    stores = [JobStore(tmp_path / "jobs.sqlite3") for _ in range(2)]
+    runner, other = (
+        RenderQueue(store, tmp_path / f"window-{number}", command, renders_at_once=1)
+        for number, store in enumerate(stores)
+    )
+    other.renders_at_once = 0
+    try:
+        job_id = runner.add(job_spec(tmp_path, "cancelled elsewhere"))
+        qtbot.waitUntil(status_is(stores[1], job_id, JobStatus.RUNNING), timeout=5000)
+
+        other.cancel(job_id)
+        qtbot.waitUntil(lambda: runner.running_count() == 0, timeout=5000)
+        assert stores[0].get(job_id).status is JobStatus.CANCELLED
+        assert not log.exists(), "the cancelled render ran to its end"
+
+        # A retry while the first engine still stops runs the job once, anew.
+        other.retry(job_id)
+        qtbot.waitUntil(
+            status_is(stores[0], job_id, JobStatus.FINISHED), timeout=20_000
+        )
+        assert stores[0].get(job_id).attempts == 2
+        assert len(log.read_text(encoding="utf-8").splitlines()) == 1
+    finally:
+        for queue in (runner, other):
+            queue.shutdown()
+        qtbot.wait(200)
+        for store in stores:
+            store.close()
