@@ -146,7 +146,7 @@ def probe_stage(
     spec: JobSpec, output: Path, reporter: StageReporter
 ) -> list[MediaInfo]:
     paths, renders = scan_inputs(spec.clips, output)
-    reporter.begin("probe", f"Checking {len(paths)} clip(s)")
+    reporter.begin("probe", f"Checking {_clips(len(paths))}")
     if renders:
         names = ", ".join(path.name for path in renders)
         reporter.emit(make_warning("clip_skipped", (
@@ -188,6 +188,10 @@ def probe_stage(
             "Add video files that play in a video player.",
         )
     return infos
+
+
+def _clips(count: int) -> str:
+    return f"{count} clip{'' if count == 1 else 's'}"
 
 
 def _check_name_lengths(output: Path, written_paths: list[Path]) -> None:
@@ -256,7 +260,7 @@ def analyze_music_isolated(path: Path) -> MusicAnalysis:
 
 
 def clips_stage(infos: list[MediaInfo], reporter: StageReporter) -> list[Source]:
-    reporter.begin("clips", f"Finding the best shots in {len(infos)} clip(s)")
+    reporter.begin("clips", f"Finding the best shots in {_clips(len(infos))}")
     total_sec = sum(info.duration_sec for info in infos) or 1.0
     done_sec = 0.0
     sources = []

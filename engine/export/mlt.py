@@ -108,8 +108,8 @@ def write_mlt(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     project.warnings += enhancement_warnings(timeline, "MLT")
     if markers := len(timeline.tracks.markers):
         project.warnings.append(
-            f"MLT has no markers: the {markers} beat markers are in the .otio and "
-            "FCP 7 XML exports."
+            f"MLT has no markers: the {markers} beat markers are in the .otio, "
+            "FCP 7 XML and FCPXML exports."
         )
     ET.indent(project.root)
     text = ET.tostring(project.root, encoding="unicode", xml_declaration=True)
@@ -407,7 +407,8 @@ def _add_song(project: _Project, song: otio.schema.Clip, meta: dict[str, Any]) -
     if (moved_ms := abs(in_frame / fps - start_sec) * 1000) > 1.0:
         project.warnings.append(
             f"The song enters {moved_ms:.0f} ms off a frame boundary, which MLT "
-            f"cannot say: it starts at the nearest frame, {float(in_frame / fps):.3f} s."
+            "cannot say: the project starts it at the nearest frame, "
+            f"{float(in_frame / fps):.3f} s into the song."
         )
     if round(start_sec * AUDIO_RATE):
         project.warnings.append(
