@@ -55,7 +55,7 @@ from app.settings_dialog import SettingsDialog
 from app.timeline_export import TimelineExports
 from engine import protocol
 
-__all__ = ["MainWindow", "describe_summary", "format_eta"]
+__all__ = ["MainWindow", "describe_summary", "format_eta", "quit_question"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,26 @@ def app_version() -> str:
         return importlib.metadata.version("montage-ai")
     except importlib.metadata.PackageNotFoundError:
         return "(development)"
+
+
+def quit_question(running_count: int, parent: QWidget | None = None) -> QMessageBox:
+    """The question before quitting with renders running: Quit or Keep rendering."""
+    if running_count == 1:
+        text = "1 render is running. Quit anyway?"
+        detail = "It will be stopped and can be retried later."
+    else:
+        text = f"{running_count} renders are running. Quit anyway?"
+        detail = "They will be stopped and can be retried later."
+    question = QMessageBox(parent)
+    question.setIcon(QMessageBox.Icon.Question)
+    question.setWindowTitle("Quit Montage AI?")
+    question.setText(text)
+    question.setInformativeText(detail)
+    question.addButton("Quit", QMessageBox.ButtonRole.DestructiveRole)
+    keep = question.addButton("Keep rendering", QMessageBox.ButtonRole.RejectRole)
+    question.setDefaultButton(keep)
+    question.setEscapeButton(keep)
+    return question
 
 
 class MainWindow(QMainWindow):
@@ -283,6 +303,11 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self.queue.running_count()
+        if running and not self.confirm_quit(running):
+            event.ignore()
+            return
+
         # No inspection or render process outlives the window.
         self.form.shutdown()
         self.exports.shutdown()
@@ -290,6 +315,14 @@ class MainWindow(QMainWindow):
         if self._owns_store:
             self.store.close()
         super().closeEvent(event)
+
+    def confirm_quit(self, running_count: int) -> bool:
+        """Ask whether to stop the running renders and quit; True to quit."""
+        question = quit_question(running_count, self)
+        question.exec()
+        clicked = question.clickedButton()
+        quit_role = QMessageBox.ButtonRole.DestructiveRole
+        return clicked is not None and question.buttonRole(clicked) == quit_role
 
     # Helpers
 

@@ -6,9 +6,11 @@ No Qt: the window reads them at start and the settings dialog writes them back.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,20 @@ CONFIG_DIR_ENV = "MONTAGE_AI_CONFIG_DIR"
 MAX_RENDERS_AT_ONCE = 4
 MIN_MEMORY_LIMIT_MB = 300
 MAX_MEMORY_LIMIT_MB = 65536
+# Why a folder could not be created or written in, in words, by errno.
+OUTPUT_DIR_CAUSES = {
+    errno.EACCES: "you have no permission to write there",
+    errno.EPERM: "the system does not allow writing there",
+    errno.EROFS: "its disk is read-only",
+    errno.ENOSPC: "its disk is full",
+    errno.EDQUOT: "your disk quota is used up",
+    errno.ENOENT: "the system does not allow a folder there",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+class OutputDirError(ValueError):
+    """An output folder that cannot be created or written in; says why."""
 
 
 def default_output_dir() -> Path:
@@ -77,6 +93,34 @@ class AppSettings:
             director_model=str(self.director_model).strip(),
             director_key=str(self.director_key).strip(),
         )
+
+
+def prepare_output_dir(folder: str) -> Path:
+    """Create the output folder if needed and check that a file can be written in it.
+
+    Raises OutputDirError with a message for the user naming the folder and why.
+    """
+    path = Path(folder).expanduser()
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            where = "it" if existing == path else str(existing)
+            cause = f"{where} is a file, not a folder"
+            raise OutputDirError(_output_dir_message(path, cause))
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        cause = OUTPUT_DIR_CAUSES.get(error.errno or 0, error.strerror or str(error))
+        raise OutputDirError(_output_dir_message(path, cause)) from error
+    return path
+
+
+def _output_dir_message(path: Path, cause: str) -> str:
+    return (
+        f"Montage AI cannot save montages in {path}: {cause}. Choose a folder you "
+        "can write in, or one it can create."
+    )
 
 
 def load_settings(path: Path | None = None) -> AppSettings:

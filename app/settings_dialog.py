@@ -24,10 +24,20 @@ from app.settings import (
     MAX_RENDERS_AT_ONCE,
     MIN_MEMORY_LIMIT_MB,
     AppSettings,
+    OutputDirError,
+    prepare_output_dir,
 )
 from engine import protocol
 
 QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
+DIRECTOR_URL_HINT = "Optional: http://localhost:11434/v1 (Ollama), :1234/v1 (LM Studio)"
+# The dialog opens wide enough to show such a path, or the saved one up to
+# MAX_SHOWN_PATH_CHARS, and the URL hint uncut. Padding covers a line edit's
+# frame and text margins.
+TYPICAL_OUTPUT_DIR = "/home/firstname.lastname/Videos/Montage AI"
+MAX_SHOWN_PATH_CHARS = 64
+LINE_EDIT_PADDING_PX = 16
+ERROR_STYLE = "QLabel { color: #b00020; }"
 
 
 class SettingsDialog(QDialog):
@@ -37,7 +47,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
-        form = QFormLayout(self)
+        form = self._form = QFormLayout(self)
 
         self.output_dir_edit = QLineEdit(settings.output_dir)
         browse = QPushButton("Choose…")
@@ -48,6 +58,9 @@ class SettingsDialog(QDialog):
         row_layout.addWidget(self.output_dir_edit, 1)
         row_layout.addWidget(browse)
         form.addRow("Output folder", row)
+        self.output_error_label = _error_label()
+        form.addRow("", self.output_error_label)
+        form.setRowVisible(self.output_error_label, False)
 
         self.renders_spin = QSpinBox()
         self.renders_spin.setRange(1, MAX_RENDERS_AT_ONCE)
@@ -83,12 +96,24 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        self._fit_text(settings.output_dir)
+        self.resize(self.sizeHint().width(), 0)
+        self._fit_height()
+
+    def _fit_text(self, output_dir: str) -> None:
+        """Size the line edits so the path and the URL hint show uncut."""
+        metrics = self.fontMetrics()
+        path_px = max(
+            metrics.horizontalAdvance(TYPICAL_OUTPUT_DIR),
+            metrics.horizontalAdvance(output_dir[:MAX_SHOWN_PATH_CHARS]),
+        )
+        hint_px = metrics.horizontalAdvance(DIRECTOR_URL_HINT)
+        self.output_dir_edit.setMinimumWidth(path_px + LINE_EDIT_PADDING_PX)
+        self.director_url_edit.setMinimumWidth(hint_px + LINE_EDIT_PADDING_PX)
 
     def _add_director_rows(self, form: QFormLayout, settings: AppSettings) -> None:
         self.director_url_edit = QLineEdit(settings.director_url)
-        self.director_url_edit.setPlaceholderText(
-            "Optional: http://localhost:11434/v1 (Ollama), :1234/v1 (LM Studio)"
-        )
+        self.director_url_edit.setPlaceholderText(DIRECTOR_URL_HINT)
         form.addRow("AI director URL", self.director_url_edit)
         self.director_model_edit = QLineEdit(settings.director_model)
         self.director_model_edit.setPlaceholderText("The model, e.g. llama3.2")
@@ -97,7 +122,7 @@ class SettingsDialog(QDialog):
         self.director_key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.director_key_edit.setPlaceholderText("Only for a hosted endpoint")
         form.addRow("AI director key", self.director_key_edit)
-        note = QLabel(
+        note = self._director_note = QLabel(
             "The AI director reads the prompt into the style. When it is not set, "
             "slow, unreachable or answers nonsense, the offline rules read it, and "
             "the job says which did. The key never goes into a job file or log."
@@ -105,22 +130,54 @@ class SettingsDialog(QDialog):
         note.setWordWrap(True)
         note.setEnabled(False)
         form.addRow("", note)
-        self.director_error_label = QLabel()
-        self.director_error_label.setWordWrap(True)
-        self.director_error_label.setStyleSheet("QLabel { color: #b00020; }")
-        self.director_error_label.hide()
+        self.director_error_label = _error_label()
         form.addRow("", self.director_error_label)
+        form.setRowVisible(self.director_error_label, False)
 
     def accept(self) -> None:
-        """Close only with an AI director address the engine can use."""
+        """Close only with an output folder and AI director the engine can use.
+
+        A missing output folder is created here, so that Create montage finds it.
+        """
         settings = self.settings()
+        output_error = director_error = ""
+        try:
+            prepare_output_dir(settings.output_dir)
+        except OutputDirError as error:
+            output_error = str(error)
         try:
             protocol.check_director(settings.director_url, settings.director_model)
         except protocol.JobSpecError as error:
-            self.director_error_label.setText(str(error))
-            self.director_error_label.show()
-            return
-        super().accept()
+            director_error = str(error)
+
+        self._show_error(self.output_error_label, output_error)
+        self._show_error(self.director_error_label, director_error)
+        if output_error:
+            self.output_dir_edit.setFocus()
+        if not (output_error or director_error):
+            super().accept()
+
+    def _show_error(self, label: QLabel, message: str) -> None:
+        label.setText(message)
+        self._form.setRowVisible(label, bool(message))
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Tall enough for every row, wrapped text included, at any width allowed."""
+        # NOTE: QFormLayout gives a wrapped label the height of its size hint, or
+        # less, not the height its width needs; the field column is never
+        # narrower than the URL field, so that width's height always suffices.
+        field_px = self.director_url_edit.minimumWidth()
+        wrapped = [
+            self.output_error_label,
+            self._director_note,
+            self.director_error_label,
+        ]
+        for label in wrapped:
+            needed_px = label.heightForWidth(field_px) if label.text() else 0
+            label.setMinimumHeight(needed_px)
+        self._form.activate()
+        self.resize(self.width(), max(self.height(), self.minimumSizeHint().height()))
 
     def settings(self) -> AppSettings:
         """The settings as the dialog shows them, each within its range."""
@@ -141,3 +198,10 @@ class SettingsDialog(QDialog):
         )
         if folder:
             self.output_dir_edit.setText(folder)
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet(ERROR_STYLE)
+    return label

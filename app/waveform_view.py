@@ -6,11 +6,20 @@ the song is being analysed, and if the song cannot be used it shows why.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
+from PySide6.QtGui import (
+    QColor,
+    QFontMetricsF,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPolygonF,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 log = logging.getLogger(__name__)
@@ -26,6 +35,25 @@ DOWNBEAT_COLOUR = QColor(235, 120, 20, 220)
 ERROR_COLOUR = QColor(190, 40, 40)
 PLACEHOLDER_NO_SONG = "The song's beats appear here once you choose it"
 PLACEHOLDER_ANALYSING = "Analysing…"
+# Beat lines closer than this many pixels read as a grey wash over the waveform:
+# they are left out, and drawn lighter up to FULL_BEAT_GAP_PX.
+MIN_BEAT_GAP_PX = 4.0
+FULL_BEAT_GAP_PX = 8.0
+# Downbeats closer than this are drawn every 2nd, 4th… bar.
+MIN_DOWNBEAT_GAP_PX = 8.0
+# Space between a section's edge and its name, and the fewest letters of an
+# elided name worth showing.
+NAME_MARGIN_PX = 3.0
+MIN_NAME_LETTERS = 2
+
+
+@dataclass(frozen=True)
+class BeatLines:
+    """The beat lines worth drawing at a width, and how strong the plain ones are."""
+
+    beats_sec: list[float]
+    downbeats_sec: list[float]
+    beat_opacity: float
 
 
 class WaveformView(QWidget):
@@ -126,12 +154,11 @@ class WaveformView(QWidget):
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.75))
         painter.setFont(font)
         painter.setPen(self.palette().text().color())
-        for section in self._sections():
-            left = _x_of(section["start_sec"], area, duration_sec)
+        metrics = QFontMetricsF(font, self)
+        boxes = section_name_boxes(self._sections(), area, duration_sec, metrics)
+        for box, name in boxes:
             painter.drawText(
-                QRectF(left + 3, area.top() + 1, 60, area.height()),
-                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                section["kind"],
+                box, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, name
             )
 
     def _paint_peaks(self, painter: QPainter, area: QRectF) -> None:
@@ -154,16 +181,86 @@ class WaveformView(QWidget):
         self, painter: QPainter, area: QRectF, duration_sec: float, downbeats: bool
     ) -> None:
         """Beats as thin lines behind the waveform, downbeats stronger over it."""
-        bars = set(self.downbeats_sec())
+        lines = beat_lines(
+            self.beats_sec(), self.downbeats_sec(), duration_sec, area.width()
+        )
         if downbeats:
             painter.setPen(QPen(DOWNBEAT_COLOUR, 1.5))
-            times_sec = sorted(bars)
+            times_sec = lines.downbeats_sec
         else:
-            painter.setPen(QPen(BEAT_COLOUR, 1))
-            times_sec = [beat for beat in self.beats_sec() if beat not in bars]
+            colour = QColor(BEAT_COLOUR)
+            colour.setAlphaF(colour.alphaF() * lines.beat_opacity)
+            painter.setPen(QPen(colour, 1))
+            times_sec = lines.beats_sec
         for time_sec in times_sec:
             x = _x_of(time_sec, area, duration_sec)
             painter.drawLine(QPointF(x, area.top()), QPointF(x, area.bottom()))
+
+
+def section_name_boxes(
+    sections: list[dict[str, Any]],
+    area: QRectF,
+    duration_sec: float,
+    metrics: QFontMetricsF,
+) -> list[tuple[QRectF, str]]:
+    """Where each section's name goes, and the name as shown.
+
+    A name stays inside its own section and clear of the one before: it is
+    elided to the space there is, and left out if not even a few letters fit.
+    """
+    boxes: list[tuple[QRectF, str]] = []
+    taken_right = area.left()
+    for section in sections:
+        left = max(_x_of(section["start_sec"], area, duration_sec), taken_right)
+        left += NAME_MARGIN_PX
+        right = _x_of(section["end_sec"], area, duration_sec) - NAME_MARGIN_PX
+        if right <= left:
+            continue
+        name = metrics.elidedText(
+            str(section["kind"]), Qt.TextElideMode.ElideRight, right - left
+        )
+        if len(name.rstrip("…")) < MIN_NAME_LETTERS:
+            continue
+
+        width = min(metrics.horizontalAdvance(name), right - left)
+        boxes.append((QRectF(left, area.top() + 1, width, metrics.height()), name))
+        taken_right = left + width
+    return boxes
+
+
+def beat_lines(
+    beats_sec: list[float],
+    downbeats_sec: list[float],
+    duration_sec: float,
+    width_px: float,
+) -> BeatLines:
+    """The beats and downbeats to draw so that lines stay a few pixels apart.
+
+    Downbeats are kept first: every bar, or every 2nd, 4th… when bars are too
+    close. Plain beats fade as they close in and are left out below
+    MIN_BEAT_GAP_PX.
+    """
+    px_per_sec = width_px / duration_sec if duration_sec > 0 else 0.0
+    bars = sorted(downbeats_sec)
+    stride = 1
+    while _median_gap_sec(bars) * stride * px_per_sec < MIN_DOWNBEAT_GAP_PX:
+        if stride >= len(bars):
+            break
+        stride *= 2
+
+    beat_gap_px = _median_gap_sec(sorted(beats_sec)) * px_per_sec
+    if beat_gap_px < MIN_BEAT_GAP_PX:
+        return BeatLines([], bars[::stride], 0.0)
+    bar_set = set(bars)
+    plain = [beat for beat in beats_sec if beat not in bar_set]
+    opacity = min(1.0, beat_gap_px / FULL_BEAT_GAP_PX)
+    return BeatLines(plain, bars[::stride], opacity)
+
+
+def _median_gap_sec(times_sec: list[float]) -> float:
+    """The median time between neighbours; infinite for fewer than two."""
+    gaps_sec = sorted(b - a for a, b in itertools.pairwise(times_sec))
+    return gaps_sec[len(gaps_sec) // 2] if gaps_sec else float("inf")
 
 
 def _x_of(time_sec: float, area: QRectF, duration_sec: float) -> float:

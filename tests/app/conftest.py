@@ -78,6 +78,13 @@ def isolated_app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def quit_without_asking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window closes with renders running without its modal question, which
+    would wait for a click; tests of the question patch confirm_quit themselves."""
+    monkeypatch.setattr(MainWindow, "confirm_quit", lambda self, running_count: True)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[JobStore]:
     """A job store in tmp_path, closed after the test."""

@@ -109,8 +109,11 @@ def test_the_settings_dialog_edits_the_director(qtbot) -> None:
     )
 
 
-def test_the_settings_dialog_refuses_an_address_with_a_password(qtbot) -> None:
-    dialog = SettingsDialog(AppSettings(output_dir="/videos"))
+def test_the_settings_dialog_refuses_an_address_with_a_password(
+    qtbot, tmp_path: Path
+) -> None:
+    # OK creates the output folder: one under tmp_path.
+    dialog = SettingsDialog(AppSettings(output_dir=str(tmp_path / "videos")))
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.director_url_edit.setText("http://me:secret@localhost:1234/v1")
