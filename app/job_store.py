@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,10 @@ APP_NAME = "montage-ai"
 STORE_FILE_NAME = "jobs.sqlite3"
 # Points the job store (and job files) elsewhere: tests, portable installs.
 DATA_DIR_ENV = "MONTAGE_AI_DATA_DIR"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_WAITING = 100
+# Warnings kept per attempt of a job; an engine may warn about every clip.
+MAX_WARNINGS = 100
 # How long a write waits for another window's transaction before giving up.
 BUSY_TIMEOUT_SEC = 10.0
 # psutil derives a process's start time from the boot time, in whole seconds.
@@ -87,6 +89,15 @@ class StoreVersionError(JobStoreError):
 
 
 @dataclass(frozen=True)
+class JobWarning:
+    """A warning event of a job's engine: what it changed or left out, and why."""
+
+    message: str
+    # The file it is about, or "".
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """One row of the jobs table, with its spec parsed."""
 
@@ -106,6 +117,11 @@ class JobRecord:
     # 1 for a new job, plus one for each retry.
     attempts: int
     started_at: datetime | None
+    # Where it stands in the queue: waiting jobs run in this order.
+    queue_order: int = 0
+    # The engine's warnings and finished summary, of the current attempt only.
+    warnings: tuple[JobWarning, ...] = ()
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def data_dir() -> Path:
@@ -145,8 +161,14 @@ CREATE TABLE jobs (
     started_at TEXT,
     queue_order INTEGER NOT NULL DEFAULT 0
 )"""
+# Both hold JSON tagged with the attempt they belong to (see record_from_row).
+_ADD_RESULTS = (
+    "ALTER TABLE jobs ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE jobs ADD COLUMN summary_json TEXT NOT NULL DEFAULT '{}'",
+)
 MIGRATIONS: list[tuple[str, ...]] = [
     (_CREATE_JOBS, "CREATE INDEX jobs_waiting ON jobs (status, queue_order)"),
+    _ADD_RESULTS,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -383,6 +405,41 @@ class JobStore:
             )
         log.info("Job %d: recorded %s", job_id, ", ".join(outputs.values()))
 
+    def add_warning(
+        self, job_id: int, attempt: int, message: str, path: str = ""
+    ) -> bool:
+        """Keep a warning of a running job's engine; False (no change) if the job
+        is not running in attempt, or has MAX_WARNINGS already."""
+        with self._write() as connection:
+            row = self._running_row(job_id, attempt, connection)
+            if row is None:
+                return False
+            warnings = _current_warnings(row["warnings_json"], attempt)
+            if len(warnings) >= MAX_WARNINGS:
+                log.info("Job %d: warning not kept (%d already)", job_id, MAX_WARNINGS)
+                return False
+            warnings.append({"attempt": attempt, "message": message, "path": path})
+            connection.execute(
+                "UPDATE jobs SET warnings_json = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(warnings, ensure_ascii=False), utc_now(), job_id),
+            )
+        return True
+
+    def add_summary(self, job_id: int, attempt: int, summary: dict[str, Any]) -> bool:
+        """Keep the engine's summary of a running job, before it is marked
+        finished; False (no change) if the job is not running in attempt."""
+        stored = json.dumps(
+            {"attempt": attempt, "summary": summary}, ensure_ascii=False, default=str
+        )
+        with self._write() as connection:
+            if self._running_row(job_id, attempt, connection) is None:
+                return False
+            connection.execute(
+                "UPDATE jobs SET summary_json = ?, updated_at = ? WHERE id = ?",
+                (stored, utc_now(), job_id),
+            )
+        return True
+
     def mark_failed(
         self,
         job_id: int,
@@ -537,6 +594,15 @@ class JobStore:
             )
         return row
 
+    def _running_row(
+        self, job_id: int, attempt: int, connection: sqlite3.Connection
+    ) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = connection.execute(
+            "SELECT * FROM jobs WHERE id = ? AND status = 'running' AND attempts = ?",
+            (job_id, attempt),
+        ).fetchone()
+        return row
+
     def _count_waiting(self, connection: sqlite3.Connection) -> int:
         count: int = connection.execute(
             "SELECT COUNT(*) FROM jobs WHERE status = 'waiting'"
@@ -596,7 +662,44 @@ def record_from_row(row: sqlite3.Row) -> JobRecord:
         engine_pid=row["engine_pid"],
         attempts=row["attempts"],
         started_at=_parse_time(row["started_at"]),
+        queue_order=row["queue_order"],
+        warnings=tuple(
+            JobWarning(str(entry.get("message", "")), str(entry.get("path") or ""))
+            for entry in _current_warnings(row["warnings_json"], row["attempts"])
+        ),
+        summary=_current_summary(row["summary_json"], row["attempts"]),
     )
+
+
+def _current_warnings(text: str, attempt: int) -> list[dict[str, Any]]:
+    """The entries of warnings_json that belong to attempt.
+
+    Retry leaves the column alone, so an earlier attempt's entries stay until the
+    next warning; they are ignored. A damaged value reads as no warnings.
+    """
+    entries = _load_json(text)
+    if not isinstance(entries, list):
+        return []
+    return [
+        entry
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("attempt") == attempt
+    ]
+
+
+def _current_summary(text: str, attempt: int) -> dict[str, Any]:
+    stored = _load_json(text)
+    if not isinstance(stored, dict) or stored.get("attempt") != attempt:
+        return {}
+    summary = stored.get("summary")
+    return summary if isinstance(summary, dict) else {}
+
+
+def _load_json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
 
 
 def _parse_time(text: str | None) -> datetime | None:

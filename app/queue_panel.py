@@ -5,6 +5,8 @@ and a panel with the actions and details for the selected job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,18 @@ from PySide6.QtWidgets import (
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.job_store import RETRYABLE, JobNotFoundError, JobRecord, JobStatus
+from app.job_store import (
+    RETRYABLE,
+    JobNotFoundError,
+    JobRecord,
+    JobStatus,
+    JobWarning,
+)
 from app.render_queue import RenderQueue
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,14 @@ STATUS_LABELS = {
 INTERRUPTED_STAGE = "The app stopped during this render; press Retry to run it again"
 EXPORT_TIP = "Export the timeline for your editor"
 EXPORT_DISABLED_TIP = "Select a finished montage to export its timeline"
+WARNINGS_TIP = "Select the job to read them under the list."
+# A warnings line names at most this many files, then counts the others.
+MAX_NAMED_FILES = 3
+# Room around a row's text: the style's own rows (30 px in Fusion) left the
+# table three jobs deep at the default window size.
+ROW_PADDING_PX = 10
+# The details' text box, once shown: the table keeps the rest.
+DETAILS_MAX_HEIGHT = 110
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 NO_PARENT = QModelIndex()
 ERROR_STYLE = (
@@ -98,14 +115,52 @@ def describe_summary(summary: dict[str, Any]) -> str:
     return f"{text} ({', '.join(extras)})." if extras else f"{text}."
 
 
-def stage_text(record: JobRecord, summary: dict[str, Any]) -> str:
+def count_warnings(warnings: Sequence[JobWarning]) -> str:
+    """'1 warning', '3 warnings'."""
+    return f"{len(warnings)} warning{'' if len(warnings) == 1 else 's'}"
+
+
+def describe_warnings(warnings: Sequence[JobWarning]) -> str:
+    """'2 warnings, about diver.mov and song.ogg.'; '' when there are none."""
+    if not warnings:
+        return ""
+    paths = [warning.path for warning in warnings if warning.path]
+    names = list(dict.fromkeys(Path(path).name for path in paths))
+    if len(names) > MAX_NAMED_FILES:
+        others = len(names) - MAX_NAMED_FILES + 1
+        names = [*names[: MAX_NAMED_FILES - 1], f"{others} other files"]
+    if not names:
+        return f"{count_warnings(warnings)}."
+    return f"{count_warnings(warnings)}, about {join_words(names)}."
+
+
+def join_words(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def warning_line(warning: JobWarning) -> str:
+    """The warning's message, led by its file's name unless the message names it."""
+    name = Path(warning.path).name
+    if name and name not in warning.message:
+        return f"{name}: {warning.message}"
+    return warning.message
+
+
+def stage_text(record: JobRecord) -> str:
     """What the Stage column says for a job in its current status."""
     if record.status is JobStatus.WAITING:
         return record.stage or "Waiting for its turn"
     if record.status is JobStatus.RUNNING:
         return record.stage or "Starting the engine…"
     if record.status is JobStatus.FINISHED:
-        return describe_summary(summary) if summary else "Done"
+        summary = describe_summary(record.summary) if record.summary else ""
+        if record.warnings:
+            done = f"Done with {count_warnings(record.warnings)}"
+            return f"{done}: {summary}" if summary else done
+        return summary or "Done"
     if record.status is JobStatus.FAILED:
         return (record.error_message or "Failed").split(". ")[0]
     if record.status is JobStatus.INTERRUPTED:
@@ -114,12 +169,16 @@ def stage_text(record: JobRecord, summary: dict[str, Any]) -> str:
 
 
 class RenderQueueModel(QAbstractTableModel):
-    """One row per job, oldest first, kept up to date from the RenderQueue."""
+    """One row per job in queue order (the order waiting jobs run in), kept up to
+    date from the RenderQueue."""
 
     def __init__(self, queue: RenderQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._queue = queue
         self._records: list[JobRecord] = []
+        self._warning_icon = QApplication.style().standardIcon(
+            QStyle.StandardPixmap.SP_MessageBoxWarning
+        )
         queue.jobs_changed.connect(self.reload)
         queue.job_changed.connect(self.refresh_job)
         self.reload()
@@ -136,6 +195,10 @@ class RenderQueueModel(QAbstractTableModel):
         except JobNotFoundError:
             record = None
         if row is None or record is None:
+            self.reload()
+            return
+        if record.queue_order != self._records[row].queue_order:
+            # Retried: it moved to the back of the queue.
             self.reload()
             return
         self._records[row] = record
@@ -175,9 +238,18 @@ class RenderQueueModel(QAbstractTableModel):
         if role == JOB_ID_ROLE:
             return record.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return record.spec.output if index.column() == NAME else None
+            return self._tool_tip(record, index.column())
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(record, index.column())
+        if role == Qt.ItemDataRole.DecorationRole and index.column() == STATUS:
+            return self._warning_icon if record.warnings else None
+        return None
+
+    def _tool_tip(self, record: JobRecord, column: int) -> str | None:
+        if column == NAME:
+            return record.spec.output
+        if column in (STATUS, STAGE) and record.warnings:
+            return f"{describe_warnings(record.warnings)} {WARNINGS_TIP}"
         return None
 
     def _display(self, record: JobRecord, column: int) -> Any:
@@ -186,7 +258,7 @@ class RenderQueueModel(QAbstractTableModel):
         if column == STATUS:
             return STATUS_LABELS[record.status]
         if column == STAGE:
-            return stage_text(record, self._queue.summary(record.id))
+            return stage_text(record)
         if column == PROGRESS:
             return progress_steps(record)
         running = record.status is JobStatus.RUNNING
@@ -239,15 +311,26 @@ class RenderQueuePanel(QWidget):
         self.detail_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
         )
+        # Folded by default: unfolded, it would leave the table a row or two.
+        self.details_button = QToolButton()
+        self.details_button.setCheckable(True)
+        self.details_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_button.setToolButtonStyle(
+            Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        )
+        self.details_button.toggled.connect(self._update_selected)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
-        self.log_view.setMaximumHeight(90)
+        self.log_view.setMaximumHeight(DETAILS_MAX_HEIGHT)
 
+        detail_row = QHBoxLayout()
+        detail_row.addWidget(self.detail_label, 1)
+        detail_row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
         layout.addLayout(self._build_buttons())
-        layout.addWidget(self.detail_label)
+        layout.addLayout(detail_row)
         layout.addWidget(self.log_view)
 
         self.model.modelReset.connect(self._restore_selection)
@@ -261,7 +344,10 @@ class RenderQueuePanel(QWidget):
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.verticalHeader().hide()
+        rows = view.verticalHeader()
+        rows.hide()
+        rows.setMinimumSectionSize(1)
+        rows.setDefaultSectionSize(view.fontMetrics().height() + ROW_PADDING_PX)
         view.setAlternatingRowColors(True)
         view.setWordWrap(False)
         header = view.horizontalHeader()
@@ -344,13 +430,20 @@ class RenderQueuePanel(QWidget):
         self._show_detail(record)
 
     def _show_detail(self, record: JobRecord | None) -> None:
-        message, log_tail, style = detail_for(record, self.queue)
-        self.detail_label.setText(message)
-        self.detail_label.setStyleSheet(style)
-        self.detail_label.setVisible(bool(message))
-        if self.log_view.toPlainText() != log_tail:
-            self.log_view.setPlainText(log_tail)
-        self.log_view.setVisible(bool(log_tail))
+        detail = detail_for(record)
+        self.detail_label.setText(detail.message)
+        self.detail_label.setStyleSheet(detail.style)
+        self.detail_label.setVisible(bool(detail.message))
+        if self.log_view.toPlainText() != detail.text:
+            self.log_view.setPlainText(detail.text)
+        unfolded = self.details_button.isChecked()
+        verb = "Hide" if unfolded else "Show"
+        self.details_button.setText(f"{verb} {detail.contents}")
+        self.details_button.setArrowType(
+            Qt.ArrowType.DownArrow if unfolded else Qt.ArrowType.RightArrow
+        )
+        self.details_button.setVisible(bool(detail.text))
+        self.log_view.setVisible(bool(detail.text) and unfolded)
 
     # Actions
 
@@ -383,24 +476,64 @@ class RenderQueuePanel(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
 
 
-def detail_for(record: JobRecord | None, queue: RenderQueue) -> tuple[str, str, str]:
-    """The message, the log text and the message's style for the detail area."""
+@dataclass(frozen=True)
+class JobDetail:
+    """What the detail area shows for a job: a message in view, and a text
+    (warnings, files, engine log) behind the Show toggle."""
+
+    message: str = ""
+    style: str = ""
+    text: str = ""
+    # What the text holds, for the toggle: 'warnings and log'.
+    contents: str = ""
+
+
+def detail_for(record: JobRecord | None) -> JobDetail:
+    """The detail area's message and text for the selected job."""
     if record is None:
-        return "", "", ""
+        return JobDetail()
+    message, style = detail_message(record)
+    sections = {
+        "warnings": "\n".join(f"• {warning_line(one)}" for one in record.warnings),
+        "files": outputs_text(record),
+        "log": "\n".join(record.log_tail.splitlines()[-30:]),
+    }
+    headings = {
+        "warnings": "Warnings:",
+        "files": "Files:",
+        "log": "Engine log, last lines:",
+    }
+    shown = [name for name, text in sections.items() if text]
+    text = "\n\n".join(f"{headings[name]}\n{sections[name]}" for name in shown)
+    return JobDetail(message, style, text, join_words(shown))
+
+
+def detail_message(record: JobRecord) -> tuple[str, str]:
+    """The message for the job's status, then a line on its warnings; its style."""
+    message, style = status_message(record)
+    message = f"{message} {describe_warnings(record.warnings)}".strip()
+    note = record.summary.get("prompt_note")
+    if record.status is JobStatus.FINISHED and note:
+        message += f"\n{note}"
+    return message, style
+
+
+def status_message(record: JobRecord) -> tuple[str, str]:
     if record.status is JobStatus.FAILED:
-        tail = "\n".join(record.log_tail.splitlines()[-30:])
-        log_text = f"Engine log, last lines:\n{tail}" if tail else ""
-        return record.error_message or "The render failed.", log_text, ERROR_STYLE
+        return record.error_message or "The render failed.", ERROR_STYLE
     if record.status is JobStatus.INTERRUPTED:
-        return record.error_message or INTERRUPTED_STAGE, "", NOTE_STYLE
+        return record.error_message or INTERRUPTED_STAGE, NOTE_STYLE
     if record.status is JobStatus.FINISHED:
-        kinds = sorted(record.outputs, key=lambda kind: (kind != "video", kind))
-        outputs = "\n".join(f"{kind}: {record.outputs[kind]}" for kind in kinds)
-        summary = queue.summary(record.id)
-        done = f"Done: {describe_summary(summary)}" if summary else "Done."
-        if summary.get("prompt_note"):
-            done += f"\n{summary['prompt_note']}"
-        return done, outputs, ""
+        summary = record.summary
+        return f"Done: {describe_summary(summary)}" if summary else "Done.", ""
     if record.status is JobStatus.WAITING and record.stage:
-        return record.stage, "", NOTE_STYLE
-    return "", "", ""
+        return record.stage, NOTE_STYLE
+    return "", ""
+
+
+def outputs_text(record: JobRecord) -> str:
+    """A finished job's files, the video first: 'video: /path/montage.mp4'."""
+    if record.status is not JobStatus.FINISHED:
+        return ""
+    kinds = sorted(record.outputs, key=lambda kind: (kind != "video", kind))
+    return "\n".join(f"{kind}: {record.outputs[kind]}" for kind in kinds)

@@ -93,7 +93,6 @@ class RenderQueue(QObject):
         self._engine_command = engine_command
         self._running: dict[int, RunningJob] = {}
         self._waiting_reasons: dict[int, str] = {}
-        self._summaries: dict[int, dict] = {}
         self._closing = False
         # What another window may change: the job list as last shown.
         self._seen_version = self._outside_changes()
@@ -128,13 +127,18 @@ class RenderQueue(QObject):
         return record
 
     def records(self) -> list[JobRecord]:
-        """Every job, oldest first."""
-        ids = [record.id for record in reversed(self.store.list_jobs())]
-        return [self.record(job_id) for job_id in ids]
+        """Every job in queue order: the order they were queued in, a retried job
+        at the back, which is the order the waiting ones run in."""
+        stored = self.store.list_jobs()
+        stored.sort(key=lambda record: (record.queue_order, record.id))
+        return [self.record(record.id) for record in stored]
 
     def summary(self, job_id: int) -> dict:
-        """The engine's summary of a job finished in this session, else {}."""
-        return self._summaries.get(job_id, {})
+        """The engine's summary of the job's finished render, as stored, else {}."""
+        try:
+            return self.store.get(job_id).summary
+        except (JobStoreError, sqlite3.Error):
+            return {}
 
     def running_count(self) -> int:
         return len(self._running)
@@ -168,7 +172,6 @@ class RenderQueue(QObject):
 
     def retry(self, job_id: int) -> None:
         self._change(job_id, lambda: self.store.retry(job_id))
-        self._summaries.pop(job_id, None)
         emit_signal(self.job_changed, job_id)
         self.start_waiting_jobs()
 
@@ -177,7 +180,6 @@ class RenderQueue(QObject):
             return
         self._change(job_id, lambda: self.store.remove(job_id))
         self._waiting_reasons.pop(job_id, None)
-        self._summaries.pop(job_id, None)
         emit_signal(self.jobs_changed)
 
     def add_outputs(self, job_id: int, outputs: dict[str, str]) -> None:
@@ -263,6 +265,16 @@ class RenderQueue(QObject):
             if job is None or job.id in self._running:
                 # An engine of ours still ends an earlier attempt: after it.
                 return
+            needed_mb = memory.estimate_job_mb(job.spec)
+            if needed_mb > self.memory_limit_mb:
+                # It would be stopped at the limit: say so now, not after minutes.
+                message = (
+                    f"This render needs about {needed_mb} MB, more than the "
+                    f"{self.memory_limit_mb} MB limit per render set in Settings. "
+                    "Raise the limit, or choose preview quality, then press Retry."
+                )
+                self._mark_failed(job.id, protocol.ErrorCode.OUT_OF_MEMORY, message)
+                continue
             if not self._memory_allows(job):
                 return
             self._start(job)
@@ -312,6 +324,14 @@ class RenderQueue(QObject):
 
     def _connect(self, running: RunningJob) -> None:
         job_id, engine = running.job_id, running.engine
+        engine.warning_raised.connect(
+            lambda message, path: self._on_warning_raised(running, message, path)
+        )
+        # Connected before _on_render_finished, so the summary is stored before
+        # the job shows as finished.
+        engine.render_finished.connect(
+            lambda outputs, summary: self._keep_summary(running, summary)
+        )
         engine.stage_changed.connect(
             lambda stage, message: self._on_stage_changed(job_id, message)
         )
@@ -326,6 +346,19 @@ class RenderQueue(QObject):
         )
 
     # Engine events
+
+    def _on_warning_raised(self, running: RunningJob, message: str, path: str) -> None:
+        if self._running.get(running.job_id) is not running:
+            return
+        job_id, attempt = running.job_id, running.attempt
+        if self._ok(lambda: self.store.add_warning(job_id, attempt, message, path)):
+            emit_signal(self.job_changed, job_id)
+
+    def _keep_summary(self, running: RunningJob, summary: dict) -> None:
+        if self._running.get(running.job_id) is not running or self._closing:
+            return
+        job_id, attempt = running.job_id, running.attempt
+        self._ok(lambda: self.store.add_summary(job_id, attempt, dict(summary)))
 
     def _on_stage_changed(self, job_id: int, message: str) -> None:
         running = self._running.get(job_id)
@@ -352,7 +385,6 @@ class RenderQueue(QObject):
         if running is None or self._closing:
             return
         self._finish(running)
-        self._summaries[job_id] = summary
         paths = {str(kind): str(path) for kind, path in outputs.items()}
         self._change(
             job_id, lambda: self.store.mark_finished(job_id, paths, running.attempt)

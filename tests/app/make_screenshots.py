@@ -5,8 +5,10 @@ Usage: python tests/app/make_screenshots.py OUTDIR [WIDTHxHEIGHT]
 The windows open at their default size, or at WIDTHxHEIGHT (880x640, the
 smallest, shows what scrolls). Runs offscreen with the stub engine; writes
 empty.png, filled.png, rendering.png, finished.png, failed.png, interrupted.png
-(started again after a crash), export-menu.png (the Export menu of a finished job)
-and exported.png (the message after an EDL export, from the stub exporter). The
+(started again after a crash), queue.png (five jobs, a retried one waiting last),
+warnings.png (a finished job's warnings unfolded), export-menu.png (the Export
+menu of a finished job) and exported.png (the message after an EDL export, from
+the stub exporter). The
 clips and the song are generated media, described by the real `engine.inspect`,
 so the rows show thumbnails and the song its beats.
 """
@@ -58,6 +60,22 @@ FOLDER_CLIPS = ["GOPR0042.mp4", "GOPR0043.mp4"]
 BROKEN_CLIP = "copy-interrupted.mp4"
 # A cold numba cache costs up to a minute on the first analysis.
 INSPECT_TIMEOUT_SEC = 180.0
+# What the real engine says of BROKEN_CLIP, of a song shorter than asked, and
+# when no clip is left.
+NOT_A_VIDEO = (
+    f"{BROKEN_CLIP}: not a video FFmpeg can read (it may be another kind of file "
+    "with a video extension, or damaged). Check that it plays, or remove it from "
+    "the clips."
+)
+SONG_TOO_SHORT = (
+    f"{SONG_NAME} has 30.0 s of music, less than the 60 s asked: the montage ends "
+    "with the song and lasts 30.0 s (the song is not looped). Choose a longer song "
+    "for a longer montage."
+)
+NO_USABLE_CLIPS = (
+    "None of the clips could be used (see the warnings for each file). Add video "
+    "files that play in a video player."
+)
 # The size given on the command line, if any: (width, height).
 window_size: list[int] = []
 # What the real exporter says of an EDL of a montage in the style "mtv".
@@ -155,6 +173,12 @@ def save(app: QApplication, window: QWidget, path: Path) -> None:
     log.info("Saved %s (%dx%d)", path, window.width(), window.height())
 
 
+def quit_without_asking(window: MainWindow, running_count: int) -> bool:
+    """Offscreen, the question before closing a window that renders would wait
+    for a click forever: close as if Quit were pressed."""
+    return True
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if len(argv) not in (1, 2):
@@ -165,6 +189,7 @@ def main(argv: list[str]) -> int:
         window_size[:] = [int(width), int(height)]
     out_dir = Path(argv[0])
     out_dir.mkdir(parents=True, exist_ok=True)
+    MainWindow.confirm_quit = quit_without_asking  # type: ignore[method-assign]
     app = QApplication([])
     with tempfile.TemporaryDirectory(prefix="montage-screens-") as work:
         capture_states(app, Path(work), out_dir)
@@ -212,7 +237,52 @@ def capture_states(app: QApplication, work: Path, out_dir: Path) -> None:
     save(app, window, out_dir / "interrupted.png")
     window.close()
 
+    capture_queue(app, work, out_dir)
     capture_export(app, work, out_dir)
+
+
+def capture_queue(app: QApplication, work: Path, out_dir: Path) -> None:
+    """Five jobs: finished with warnings, failed, rendering, and two waiting, the
+    second of them cancelled and retried before the other."""
+    os.environ[DATA_DIR_ENV] = str(work / "data-queue")
+    with JobStore(default_store_path()) as store:
+        ids = [store.add(queue_spec(work, number)) for number in range(5)]
+        finish_with_warnings(store, ids[0], work)
+        store.mark_running(ids[1], os.getpid())
+        store.add_warning(ids[1], 1, NOT_A_VIDEO, str(work / "media" / BROKEN_CLIP))
+        store.mark_failed(ids[1], "no_usable_clips", NO_USABLE_CLIPS, "")
+        store.mark_cancelled(ids[3])
+        store.retry(ids[3])
+    window = make_window(work, stub("hangs_in_render.jsonl"), "queue")
+    wait_until(app, lambda: window.queue.running_count() == 1)
+    window.queue_panel.select_job(ids[1])
+    save(app, window, out_dir / "queue.png")
+    window.queue_panel.select_job(ids[0])
+    window.queue_panel.details_button.setChecked(True)
+    save(app, window, out_dir / "warnings.png")
+    window.close()
+
+
+def queue_spec(work: Path, number: int) -> protocol.JobSpec:
+    media = work / "media"
+    return protocol.JobSpec(
+        clips=[str(media / name) for name in CLIP_NAMES],
+        music=str(media / SONG_NAME),
+        output=str(work / "Montage AI" / f"montage-20261204-09{number}512.mp4"),
+    )
+
+
+def finish_with_warnings(store: JobStore, job_id: int, work: Path) -> None:
+    """A finished job whose engine warned about a clip and the song, as after a
+    render of a 60 s montage to a 30 s song."""
+    store.mark_running(job_id, os.getpid())
+    media = work / "media"
+    store.add_warning(job_id, 1, NOT_A_VIDEO, str(media / BROKEN_CLIP))
+    store.add_warning(job_id, 1, SONG_TOO_SHORT, str(media / SONG_NAME))
+    summary = {"shots": 21, "sources_used": 4, "sources": 5, "duration_sec": 30.0}
+    store.add_summary(job_id, 1, {**summary, "tempo_bpm": 128.0, "style": "dynamic"})
+    video = store.get(job_id).spec.output
+    store.mark_finished(job_id, {"video": video, "otio": video[:-4] + ".otio"})
 
 
 def capture_export(app: QApplication, work: Path, out_dir: Path) -> None:

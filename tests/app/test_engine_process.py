@@ -95,9 +95,10 @@ def test_normal_run_reports_every_stage_then_finishes(
     etas = [eta for _, eta in recorder.args("progress_changed") if eta is not None]
     assert etas and all(isinstance(eta, float) for eta in etas)
 
-    [(message, path)] = recorder.args("warning_raised")
+    [(message, path), (_, song)] = recorder.args("warning_raised")
     assert "not a video FFmpeg can read" in message
     assert path == "/home/ana/clips/node-opencv.copyright"
+    assert song.endswith("Sean Hawk - In Rome.ogg")
     # The finished line arrives cut inside the "é" of Vidéos.
     [(outputs, summary)] = recorder.args("render_finished")
     assert outputs["video"] == RECORDED_VIDEO

@@ -167,6 +167,22 @@ def test_an_engine_over_the_memory_limit_is_stopped(
     assert queue.running_count() == 0
 
 
+def test_a_job_that_needs_more_than_the_limit_fails_before_it_starts(
+    qtbot, make_queue, store, stub_command, tmp_path, allowed_errors
+):
+    allowed_errors.append("Render failed")
+    queue = make_queue(stub_command("normal_run.jsonl"), memory_limit_mb=300)
+
+    job_id = queue.add(job_spec(tmp_path, "final", quality="final"))
+    small = queue.add(job_spec(tmp_path, "preview", quality="preview"))
+
+    failed = store.get(job_id)
+    assert failed.status is FAILED and failed.error_code == "out_of_memory"
+    assert failed.error_message.startswith("This render needs about 35")
+    assert "more than the 300 MB limit per render" in failed.error_message
+    qtbot.waitUntil(status_is(store, small, FINISHED), timeout=10_000)
+
+
 def test_progress_reaches_the_store_at_a_limited_rate(
     qtbot, make_queue, store, stub_command, tmp_path, monkeypatch
 ):
