@@ -14,7 +14,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
 
 from app.export_dialog import ExportResultDialog
-from app.job_store import JobRecord, JobStatus
+from app.job_records import JobRecord, JobStatus
 from app.timeline_export import ExportOutcome, TimelineExports
 from engine import protocol
 

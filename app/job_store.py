@@ -7,217 +7,43 @@ can use it. Several app windows may share one database file.
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-import psutil
-
+from app.job_records import (
+    RETRYABLE,
+    IllegalTransitionError,
+    JobNotFoundError,
+    JobRecord,
+    JobStatus,
+    QueueFullError,
+    StoreBusyError,
+    current_warnings,
+    is_process_alive,
+    parse_time,
+    record_from_row,
+    utc_now,
+)
+from app.job_schema import check_integrity, is_damage, migrate, move_aside
 from engine import protocol
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "montage-ai"
-STORE_FILE_NAME = "jobs.sqlite3"
-# Points the job store (and job files) elsewhere: tests, portable installs.
-DATA_DIR_ENV = "MONTAGE_AI_DATA_DIR"
-SCHEMA_VERSION = 2
 MAX_WAITING = 100
 # Warnings kept per attempt of a job; an engine may warn about every clip.
 MAX_WARNINGS = 100
 # How long a write waits for another window's transaction before giving up.
 BUSY_TIMEOUT_SEC = 10.0
-# psutil derives a process's start time from the boot time, in whole seconds.
-START_TIME_SLACK_SEC = 2.0
 INTERRUPTED_MESSAGE = (
     "The app or the machine stopped while this render was running. "
     "Run it again with Retry."
 )
-# SQLite's primary result codes for a file that is damaged or is not a database.
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
-
-
-class DamagedDatabaseError(sqlite3.DatabaseError):
-    """The file opened, but SQLite's integrity check found faults in it."""
-
-
-class JobStatus(enum.StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-
-
-STATUSES = tuple(status.value for status in JobStatus)
-RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED)
-
-
-class JobStoreError(Exception):
-    """Root of the job store's errors; each message is meant for the user."""
-
-
-class JobNotFoundError(JobStoreError, LookupError):
-    """No job has this id (another window may have removed it)."""
-
-
-class IllegalTransitionError(JobStoreError, ValueError):
-    """The job is not in a state that allows this change."""
-
-
-class QueueFullError(JobStoreError, ValueError):
-    """Too many jobs are waiting to take another."""
-
-
-class StoreBusyError(JobStoreError):
-    """Another window held the database for longer than the busy timeout."""
-
-
-class StoreVersionError(JobStoreError):
-    """The database was written by a newer version of the app."""
-
-
-@dataclass(frozen=True)
-class JobWarning:
-    """A warning event of a job's engine: what it changed or left out, and why."""
-
-    message: str
-    # The file it is about, or "".
-    path: str = ""
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of the jobs table, with its spec parsed."""
-
-    id: int
-    created_at: datetime
-    updated_at: datetime
-    spec: protocol.JobSpec
-    status: JobStatus
-    stage: str
-    progress: float
-    eta_sec: float | None
-    outputs: dict[str, str]
-    error_code: str | None
-    error_message: str | None
-    log_tail: str
-    engine_pid: int | None
-    # 1 for a new job, plus one for each retry.
-    attempts: int
-    started_at: datetime | None
-    # Where it stands in the queue: waiting jobs run in this order.
-    queue_order: int = 0
-    # The engine's warnings and finished summary, of the current attempt only.
-    warnings: tuple[JobWarning, ...] = ()
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def data_dir() -> Path:
-    """The app's data folder: $MONTAGE_AI_DATA_DIR, else the platform's."""
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-def default_store_path() -> Path:
-    """jobs.sqlite3 in the app's data folder."""
-    return data_dir() / STORE_FILE_NAME
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-# Each entry takes the schema from its index to the next version.
-_CREATE_JOBS = f"""
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    spec_json TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN {STATUSES!r}),
-    stage TEXT NOT NULL DEFAULT '',
-    progress REAL NOT NULL DEFAULT 0.0,
-    eta_sec REAL,
-    outputs_json TEXT NOT NULL DEFAULT '{{}}',
-    error_code TEXT,
-    error_message TEXT,
-    log_tail TEXT NOT NULL DEFAULT '',
-    engine_pid INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    started_at TEXT,
-    queue_order INTEGER NOT NULL DEFAULT 0
-)"""
-# Both hold JSON tagged with the attempt they belong to (see record_from_row).
-_ADD_RESULTS = (
-    "ALTER TABLE jobs ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]'",
-    "ALTER TABLE jobs ADD COLUMN summary_json TEXT NOT NULL DEFAULT '{}'",
-)
-MIGRATIONS: list[tuple[str, ...]] = [
-    (_CREATE_JOBS, "CREATE INDEX jobs_waiting ON jobs (status, queue_order)"),
-    _ADD_RESULTS,
-]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def migrate(connection: sqlite3.Connection) -> int:
-    """Bring the schema up to SCHEMA_VERSION in one transaction; return the version.
-
-    Raises StoreVersionError for a database from a newer app, which is left as is.
-    """
-    with connection:
-        connection.execute("BEGIN IMMEDIATE")
-        version: int = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreVersionError(
-                f"The job list was saved by a newer Montage AI (schema {version}, "
-                f"this one reads {SCHEMA_VERSION}). Update the app to see it."
-            )
-        for step in MIGRATIONS[version:]:
-            for statement in step:
-                connection.execute(statement)
-        if version < SCHEMA_VERSION:
-            log.info("Job store schema %d -> %d", version, SCHEMA_VERSION)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    return SCHEMA_VERSION
-
-
-def is_damage(error: sqlite3.DatabaseError) -> bool:
-    """True for a damaged file or not a database; False for locks, I/O, etc."""
-    if isinstance(error, DamagedDatabaseError):
-        return True
-    code = getattr(error, "sqlite_errorcode", 0)
-    return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-
-
-def is_process_alive(pid: int, started_at: datetime | None) -> bool:
-    """Whether pid is still the process that was started before started_at.
-
-    After a reboot the pid may belong to an unrelated, younger process.
-    """
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created_sec = process.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return psutil.pid_exists(pid) if pid > 0 else False
-    if started_at is None:
-        return True
-    return created_sec <= started_at.timestamp() + START_TIME_SLACK_SEC
 
 
 class JobStore:
@@ -414,7 +240,7 @@ class JobStore:
             row = self._running_row(job_id, attempt, connection)
             if row is None:
                 return False
-            warnings = _current_warnings(row["warnings_json"], attempt)
+            warnings = current_warnings(row["warnings_json"], attempt)
             if len(warnings) >= MAX_WARNINGS:
                 log.info("Job %d: warning not kept (%d already)", job_id, MAX_WARNINGS)
                 return False
@@ -511,7 +337,7 @@ class JobStore:
                 row["id"]
                 for row in rows
                 if row["engine_pid"] is None
-                or not is_alive(row["engine_pid"], _parse_time(row["started_at"]))
+                or not is_alive(row["engine_pid"], parse_time(row["started_at"]))
             ]
             for job_id in lost:
                 connection.execute(
@@ -615,95 +441,6 @@ class JobStore:
                 f"{MAX_WAITING} jobs are already waiting, the most the queue holds. "
                 "Wait for some to finish, or remove waiting jobs, then add this one."
             )
-
-
-def check_integrity(connection: sqlite3.Connection) -> None:
-    """Raise DamagedDatabaseError unless SQLite's integrity check finds no fault."""
-    rows = connection.execute("PRAGMA integrity_check").fetchall()
-    problems = [row[0] for row in rows if row[0] != "ok"]
-    if problems:
-        raise DamagedDatabaseError(f"integrity check failed: {problems[:3]}")
-
-
-def move_aside(path: Path) -> Path:
-    """Rename a damaged database and its -wal and -shm files; return the new path.
-
-    The pair keeps its suffixes, so `jobs.sqlite3.damaged-<time>` opens with its WAL.
-    """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.damaged-{stamp}")
-    number = 1
-    while target.exists():
-        number += 1
-        target = path.with_name(f"{path.name}.damaged-{stamp}-{number}")
-    for suffix in ("", "-wal", "-shm"):
-        source = path.with_name(path.name + suffix)
-        # Another window may have moved it already.
-        with contextlib.suppress(FileNotFoundError):
-            source.rename(target.with_name(target.name + suffix))
-    log.warning("Damaged job store moved to %s; starting an empty one", target)
-    return target
-
-
-def record_from_row(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        spec=protocol.JobSpec.from_json(row["spec_json"]),
-        status=JobStatus(row["status"]),
-        stage=row["stage"],
-        progress=row["progress"],
-        eta_sec=row["eta_sec"],
-        outputs=json.loads(row["outputs_json"]),
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        log_tail=row["log_tail"],
-        engine_pid=row["engine_pid"],
-        attempts=row["attempts"],
-        started_at=_parse_time(row["started_at"]),
-        queue_order=row["queue_order"],
-        warnings=tuple(
-            JobWarning(str(entry.get("message", "")), str(entry.get("path") or ""))
-            for entry in _current_warnings(row["warnings_json"], row["attempts"])
-        ),
-        summary=_current_summary(row["summary_json"], row["attempts"]),
-    )
-
-
-def _current_warnings(text: str, attempt: int) -> list[dict[str, Any]]:
-    """The entries of warnings_json that belong to attempt.
-
-    Retry leaves the column alone, so an earlier attempt's entries stay until the
-    next warning; they are ignored. A damaged value reads as no warnings.
-    """
-    entries = _load_json(text)
-    if not isinstance(entries, list):
-        return []
-    return [
-        entry
-        for entry in entries
-        if isinstance(entry, dict) and entry.get("attempt") == attempt
-    ]
-
-
-def _current_summary(text: str, attempt: int) -> dict[str, Any]:
-    stored = _load_json(text)
-    if not isinstance(stored, dict) or stored.get("attempt") != attempt:
-        return {}
-    summary = stored.get("summary")
-    return summary if isinstance(summary, dict) else {}
-
-
-def _load_json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 def _next_order(connection: sqlite3.Connection) -> int:

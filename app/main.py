@@ -12,7 +12,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.first_paint import FirstPaintReporter, first_paint_wanted
-from app.job_store import JobStoreError
+from app.job_records import JobStoreError
 from app.main_window import MainWindow
 from app.settings import default_log_dir
 

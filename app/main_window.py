@@ -29,13 +29,9 @@ from app.engine_process import EngineCommand
 from app.export_menu import ExportController
 from app.job_file import JobFileActions
 from app.job_form import JobFormWidget
-from app.job_store import (
-    JobStatus,
-    JobStore,
-    JobStoreError,
-    data_dir,
-    default_store_path,
-)
+from app.job_records import JobStatus, JobStoreError
+from app.job_schema import data_dir, default_store_path
+from app.job_store import JobStore
 from app.queue_panel import (
     ERROR_STYLE,
     NOTE_STYLE,

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.job_store import (
+from app.job_records import (
     RETRYABLE,
     JobNotFoundError,
     JobRecord,

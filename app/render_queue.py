@@ -18,7 +18,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import memory
 from app.engine_process import EngineCommand, EngineProcess, with_director_key
-from app.job_store import JobRecord, JobStatus, JobStore, JobStoreError
+from app.job_records import JobRecord, JobStatus, JobStoreError
+from app.job_store import JobStore
 from app.qt_compat import emit_signal
 from engine import protocol
 

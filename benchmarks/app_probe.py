@@ -20,7 +20,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.drop_widgets import PATH_ROLE, STATE_ROLE, ClipState
-from app.job_store import JobStatus
+from app.job_records import JobStatus
 from app.main_window import MainWindow
 from tests.audio_media import write_click_track
 from tests.media import write_marker_clip

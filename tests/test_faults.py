@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.engine_process import LineBuffer
-from app.job_store import JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_store import JobStore
 from engine.protocol import (
     EXIT_CODES,
     ErrorCode,

@@ -20,7 +20,8 @@ import pytest
 from PySide6.QtCore import QThreadPool
 
 from app.engine_process import ENGINE_COMMAND_ENV, EngineCommand, EngineProcess
-from app.job_store import DATA_DIR_ENV, JobStore
+from app.job_schema import DATA_DIR_ENV
+from app.job_store import JobStore
 from app.main_window import MainWindow
 from app.settings import CONFIG_DIR_ENV
 

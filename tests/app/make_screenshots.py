@@ -36,12 +36,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from app.engine_process import EngineCommand  # noqa: E402
 from app.export_menu import ExportMenu  # noqa: E402
-from app.job_store import (  # noqa: E402
-    DATA_DIR_ENV,
-    JobStatus,
-    JobStore,
-    default_store_path,
-)
+from app.job_records import JobStatus  # noqa: E402
+from app.job_schema import DATA_DIR_ENV, default_store_path  # noqa: E402
+from app.job_store import JobStore  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import CONFIG_DIR_ENV  # noqa: E402
 from engine import protocol  # noqa: E402

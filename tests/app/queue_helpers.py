@@ -10,7 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-from app.job_store import JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_store import JobStore
 from engine import protocol
 
 

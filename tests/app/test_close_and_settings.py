@@ -18,7 +18,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QFontMetricsF, QImage
 from PySide6.QtWidgets import QMessageBox
 
-from app.job_store import JobStatus
+from app.job_records import JobStatus
 from app.main_window import MainWindow, quit_question
 from app.settings import AppSettings, OutputDirError, prepare_output_dir
 from app.settings_dialog import DIRECTOR_URL_HINT, TYPICAL_OUTPUT_DIR, SettingsDialog

@@ -23,7 +23,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.engine_process import ENGINE_COMMAND_ENV
-from app.job_store import DATA_DIR_ENV, JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_schema import DATA_DIR_ENV
+from app.job_store import JobStore
 from app.main_window import MainWindow
 from app.queue_panel import STATUS
 from app.settings import CONFIG_DIR_ENV

@@ -17,19 +17,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from app import job_store
-from app.job_store import (
-    INTERRUPTED_MESSAGE,
-    MAX_WAITING,
-    SCHEMA_VERSION,
+from app import job_records, job_schema
+from app.job_records import (
     STATUSES,
     IllegalTransitionError,
     JobNotFoundError,
     JobStatus,
-    JobStore,
     QueueFullError,
     StoreVersionError,
 )
+from app.job_schema import SCHEMA_VERSION
+from app.job_store import INTERRUPTED_MESSAGE, MAX_WAITING, JobStore
 from engine import protocol
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
@@ -46,7 +44,7 @@ def make_spec(number: int) -> protocol.JobSpec:
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / job_store.STORE_FILE_NAME
+    return tmp_path / "data" / job_schema.STORE_FILE_NAME
 
 
 @pytest.fixture
@@ -286,17 +284,17 @@ def test_the_database_is_in_wal_mode_with_a_busy_timeout(store_path: Path):
 
 
 def test_the_default_path_is_in_the_app_data_folder(monkeypatch):
-    monkeypatch.delenv(job_store.DATA_DIR_ENV, raising=False)
-    path = job_store.default_store_path()
+    monkeypatch.delenv(job_schema.DATA_DIR_ENV, raising=False)
+    path = job_schema.default_store_path()
 
     assert path.name == "jobs.sqlite3"
     assert "montage-ai" in path.parent.name
 
 
 def test_the_data_folder_can_be_set_in_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(job_store.DATA_DIR_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(job_schema.DATA_DIR_ENV, str(tmp_path / "elsewhere"))
 
-    assert job_store.default_store_path() == tmp_path / "elsewhere" / "jobs.sqlite3"
+    assert job_schema.default_store_path() == tmp_path / "elsewhere" / "jobs.sqlite3"
 
 
 def test_a_database_from_a_newer_app_is_left_alone(store_path: Path):
@@ -315,7 +313,7 @@ def test_a_database_from_a_newer_app_is_left_alone(store_path: Path):
 def test_a_locked_database_is_not_taken_for_damage():
     locked = sqlite3.OperationalError("database is locked")
 
-    assert not job_store.is_damage(locked)
+    assert not job_schema.is_damage(locked)
 
 
 # Recovery after a crash
@@ -356,8 +354,8 @@ def test_a_reused_pid_does_not_count_as_the_engine():
     # After a reboot the pid may name a younger, unrelated process.
     long_ago = datetime(2000, 1, 1, tzinfo=UTC)
 
-    assert job_store.is_process_alive(os.getpid(), None)
-    assert not job_store.is_process_alive(os.getpid(), long_ago)
+    assert job_records.is_process_alive(os.getpid(), None)
+    assert not job_records.is_process_alive(os.getpid(), long_ago)
 
 
 # Sharing one file

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSize, Qt
 
-from app import job_store
+from app import job_schema, job_store
 from app.engine_process import EngineCommand
-from app.job_store import JobStatus, JobStore, JobWarning
+from app.job_records import JobStatus, JobWarning
+from app.job_store import JobStore
 from app.queue_panel import STAGE, STATUS, RenderQueuePanel, describe_warnings
 from app.render_queue import RenderQueue
 from tests.app.queue_helpers import job_spec, status_is
@@ -121,7 +122,7 @@ def test_warnings_stop_at_the_most_kept(store: JobStore, tmp_path, monkeypatch):
 def test_a_database_from_before_warnings_opens_and_takes_them(tmp_path: Path):
     path = tmp_path / "jobs.sqlite3"
     connection = sqlite3.connect(path)
-    for statement in job_store.MIGRATIONS[0]:
+    for statement in job_schema.MIGRATIONS[0]:
         connection.execute(statement)
     connection.execute(
         "INSERT INTO jobs (created_at, updated_at, spec_json, status, queue_order)"
@@ -143,7 +144,7 @@ def test_a_database_from_before_warnings_opens_and_takes_them(tmp_path: Path):
     assert new.warnings == (JobWarning(NOT_A_VIDEO, CLIP),)
     with sqlite3.connect(path) as connection:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
-    assert version == job_store.SCHEMA_VERSION == 2
+    assert version == job_schema.SCHEMA_VERSION == 2
 
 
 def test_a_damaged_warnings_value_reads_as_none(store: JobStore, tmp_path):

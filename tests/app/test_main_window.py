@@ -16,7 +16,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.engine_process import EngineCommand
-from app.job_store import JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_store import JobStore
 from app.main_window import MainWindow, describe_summary, format_eta
 from app.queue_panel import NAME, PROGRESS, PROGRESS_STEPS, STAGE, STATUS
 from app.settings import AppSettings, load_settings

@@ -16,7 +16,8 @@ import pytest
 
 from app import memory
 from app.engine_process import EngineCommand
-from app.job_store import JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_store import JobStore
 from app.render_queue import PROGRESS_WRITE_INTERVAL_SEC, RenderQueue
 from tests.app.conftest import FIXTURES
 from tests.app.queue_helpers import job_spec, status_is, statuses

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.job_store import JobStatus, JobStore
+from app.job_records import JobStatus
+from app.job_store import JobStore
 from app.render_queue import RenderQueue
 from tests.app.queue_helpers import job_spec, status_is, statuses
 
