@@ -328,11 +328,6 @@ class RenderQueue(QObject):
         engine.warning_raised.connect(
             lambda message, path: self._on_warning_raised(running, message, path)
         )
-        # Connected before _on_render_finished, so the summary is stored before
-        # the job shows as finished.
-        engine.render_finished.connect(
-            lambda outputs, summary: self._keep_summary(running, summary)
-        )
         engine.stage_changed.connect(
             lambda stage, message: self._on_stage_changed(job_id, message)
         )
@@ -354,12 +349,6 @@ class RenderQueue(QObject):
         job_id, attempt = running.job_id, running.attempt
         if self._ok(lambda: self.store.add_warning(job_id, attempt, message, path)):
             emit_signal(self.job_changed, job_id)
-
-    def _keep_summary(self, running: RunningJob, summary: dict) -> None:
-        if self._running.get(running.job_id) is not running or self._closing:
-            return
-        job_id, attempt = running.job_id, running.attempt
-        self._ok(lambda: self.store.add_summary(job_id, attempt, dict(summary)))
 
     def _on_stage_changed(self, job_id: int, message: str) -> None:
         running = self._running.get(job_id)
@@ -385,6 +374,9 @@ class RenderQueue(QObject):
         running = self._running.get(job_id)
         if running is None or self._closing:
             return
+        # The summary first, so that the job never shows as finished without it.
+        attempt = running.attempt
+        self._ok(lambda: self.store.add_summary(job_id, attempt, dict(summary)))
         self._finish(running)
         paths = {str(kind): str(path) for kind, path in outputs.items()}
         self._change(
