@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from app import memory
 from app.qt_compat import emit_signal
 from engine import protocol
 
@@ -270,6 +271,8 @@ class EngineProcess(ProcessOutputReader, QObject):
         # The finished or failed event, held until the process has exited.
         self._outcome: tuple[str, Any, Any] | None = None
         self._cancelling = False
+        # The kernel's count of out-of-memory kills when the engine started.
+        self._oom_kills_at_start: int | None = None
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.setInterval(kill_after_ms)
@@ -303,6 +306,7 @@ class EngineProcess(ProcessOutputReader, QObject):
         self._reset()
         self._process = self._make_process(job_path)
         log.info("Starting the engine on %s", job_path)
+        self._oom_kills_at_start = memory.oom_kills()
         self._process.start()
         return job_path
 
@@ -377,12 +381,25 @@ class EngineProcess(ProcessOutputReader, QObject):
 
     def _exit_advice(self, exit_code: int, crashed: bool) -> str:
         # Windows has no SIGKILL; 9 is what Linux's out-of-memory killer sends.
-        if crashed and exit_code == getattr(signal, "SIGKILL", 9):
+        if not crashed or exit_code != getattr(signal, "SIGKILL", 9):
+            return REPORT_ADVICE
+        kills_now = memory.oom_kills()
+        if kills_now is None or self._oom_kills_at_start is None:
             return (
-                "The system may have run out of memory: close other programs "
-                "or choose preview quality, and try again."
+                "The system may have run out of memory, or another program stopped "
+                "it: close other programs or choose preview quality, and try again."
             )
-        return REPORT_ADVICE
+        if kills_now > self._oom_kills_at_start:
+            return (
+                "The system ran out of memory and its out-of-memory killer stopped "
+                "the render: close other programs or choose preview quality, and "
+                "try again."
+            )
+        return (
+            "Something outside Montage AI stopped it (the system recorded no "
+            "out-of-memory kill): another program or a user ended the process. "
+            "Try again."
+        )
 
     # Events
 

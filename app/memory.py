@@ -58,3 +58,17 @@ def process_tree_rss_mb(pid: int) -> float:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total / MB
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has stopped since boot
+    (Linux 4.13 and later), or None where the system does not say."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as vmstat:
+            for line in vmstat:
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None

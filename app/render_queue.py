@@ -22,8 +22,12 @@ from app.job_records import JobRecord, JobStatus, JobStoreError
 from app.job_store import JobStore
 from app.qt_compat import emit_signal
 from engine import protocol
+from engine.temp_files import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
+
+# What a call on the job store raises when it refuses or fails.
+STORE_ERRORS = (JobStoreError, sqlite3.Error, OSError)
 
 # Progress reaches the store at most this often per job; the window sees every event.
 PROGRESS_WRITE_INTERVAL_SEC = 0.25
@@ -179,7 +183,14 @@ class RenderQueue(QObject):
     def remove(self, job_id: int) -> None:
         if job_id in self._running:
             return
-        self._change(job_id, lambda: self.store.remove(job_id))
+        try:
+            output = Path(self.store.get(job_id).spec.output).expanduser()
+            self.store.remove(job_id)
+        except STORE_ERRORS as error:
+            log.warning("The job list refused a change: %s", error)
+        else:
+            # An engine killed outright (out of memory) left its hidden files.
+            remove_stale_temp_files(output)
         self._waiting_reasons.pop(job_id, None)
         emit_signal(self.jobs_changed)
 
@@ -462,7 +473,7 @@ class RenderQueue(QObject):
         """Run a store call; log and return False if the store refuses or fails."""
         try:
             action()
-        except (JobStoreError, sqlite3.Error, OSError) as error:
+        except STORE_ERRORS as error:
             log.warning("The job list refused a change: %s", error)
             return False
         return True

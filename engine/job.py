@@ -15,6 +15,7 @@ from typing import Any
 import opentimelineio as otio
 
 from engine.analysis import ClipAnalysis, analyze_clip
+from engine.cancel import allow_cancel, too_late_to_cancel
 from engine.director import start_director
 from engine.errors import (
     DiskFullError,
@@ -40,9 +41,8 @@ from engine.plan import (
     output_size,
     plan_montage,
 )
-from engine.probe import MediaInfo, probe_media, scan_inputs
+from engine.probe import MediaInfo, has_moving_picture, probe_media, scan_inputs
 from engine.protocol import (
-    EXPORT_FORMATS,
     Event,
     JobSpec,
     frame_rate,
@@ -54,11 +54,10 @@ from engine.protocol import (
 from engine.render import (
     DISK_FULL_ERRNOS,
     check_output_folder,
-    remove_stale_temp_files,
-    render_timeline,
-    temp_path,
+    render_to_temp,
 )
 from engine.styles import Style, load_style
+from engine.temp_files import remove_stale_temp_files, temp_path
 from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
@@ -117,6 +116,7 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     Raises:
         EngineError: a subclass naming what failed and what to do.
     """
+    allow_cancel()
     output = Path(spec.output).expanduser().absolute()
     seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
     reporter = StageReporter(emit)
@@ -126,7 +126,7 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
     director = start_director(spec, load_style(spec.style))
     check_output_folder(output)
     # Every format's: a killed render may have been asked for others than this one.
-    remove_stale_temp_files([output, *export_paths(output, EXPORT_FORMATS)])
+    remove_stale_temp_files(output)
     infos = probe_stage(spec, output, reporter)
     music = music_stage(spec, reporter)
     sources = clips_stage(infos, reporter)
@@ -430,6 +430,13 @@ def _warn_about_changed_options(
 ) -> None:
     """Say so when the job cannot be done exactly as asked."""
     _warn_if_song_is_shorter(spec, music, reporter)
+    if has_moving_picture(music.path):
+        name = Path(music.path).name
+        reporter.emit(make_warning("song_from_video", (
+            f"{name} is a video: its sound is the montage's music and its picture "
+            "is not used. To use its picture, add it to the clips; for other music, "
+            "choose an audio file as the song."
+        ), music.path))  # fmt: skip
     if spec.size is None:
         return
     width, height = spec.size
@@ -496,14 +503,13 @@ def render_stage(
         except OutputError as error:
             raise _as_disk_full(error, output) from error
         reporter.begin("render", f"Rendering {output.name}")
-        render_timeline(timeline, output, reporter.progress)
+        staged.adopt(render_to_temp(timeline, output, reporter.progress), output)
+        # The video and every timeline go into place together, or none does; a
+        # cancel from here on lets them.
+        too_late_to_cancel()
         names = ", ".join(export.main_path.name for export in exports)
         reporter.begin("export", f"Writing {names}")
-        try:
-            staged.commit()
-        except OutputError:
-            output.unlink(missing_ok=True)
-            raise
+        staged.commit()
     finally:
         staged.discard()
     reporter.progress(1.0)

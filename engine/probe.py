@@ -157,6 +157,18 @@ def probe_media(path: str | Path) -> MediaInfo:
         return _probe_container(path, container)
 
 
+def has_moving_picture(path: str | Path) -> bool:
+    """Whether a file holds video (not cover art, not one still): a song chosen from
+    a video uses its sound, which the user should hear about."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if _is_still_image(container):
+                return False
+            return _pick_video_stream(container) is not None
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
 def _unreadable_error(path: Path) -> MediaError:
     """Why FFmpeg found no media in a file: damaged video, or not media at all."""
     kind = _container_signature(path)

@@ -12,8 +12,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
-from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from engine.frames import (
 )
 from engine.placements import read_placements
 from engine.prefetch import Prefetcher
+from engine.temp_files import remove_quietly, temp_path
 from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
@@ -59,32 +60,60 @@ def render_timeline(
         RenderError: a source failed to decode or the encoder failed.
     """
     output = Path(output)
+    temp = render_to_temp(timeline, output, progress)
+    with _removed_on_failure(temp, output):
+        os.replace(temp, output)
+    return output
+
+
+def render_to_temp(
+    timeline: otio.schema.Timeline,
+    output: Path,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Render to the hidden temporary file of `output` and return its path; the
+    caller renames it into place. On any failure the temporary file is removed.
+
+    Raises: as render_timeline.
+    """
     temp = temp_path(output)
     check_output_folder(output)
-    try:
-        with av.open(
+    with (
+        _removed_on_failure(temp, output),
+        av.open(
             str(temp), "w", format="mp4", options={"movflags": "+faststart"}
-        ) as container:
-            _encode_all(timeline, container, progress)
-        os.replace(temp, output)
+        ) as container,
+    ):
+        _encode_all(timeline, container, progress)
+    return temp
+
+
+@contextmanager
+def _removed_on_failure(temp: Path, output: Path) -> Iterator[None]:
+    """Remove the temporary file if the block fails; an OSError is the output's."""
+    try:
+        yield
     except OSError as error:
-        _remove(temp)
-        if error.errno in DISK_FULL_ERRNOS:
-            raise DiskFullError(
-                f"The disk holding {output.parent} is full (or a file size limit "
-                "was reached) while writing the video. Free some space or choose "
-                "another output folder, then render again.",
-                str(output),
-            ) from error
-        raise OutputError(
-            f"Could not write {output}: {error.strerror or error}. Choose another "
-            "output folder.",
-            str(output),
-        ) from error
+        remove_quietly(temp)
+        raise _output_error(error, output) from error
     except BaseException:
-        _remove(temp)
+        remove_quietly(temp)
         raise
-    return output
+
+
+def _output_error(error: OSError, output: Path) -> OutputError:
+    if error.errno in DISK_FULL_ERRNOS:
+        return DiskFullError(
+            f"The disk holding {output.parent} is full (or a file size limit "
+            "was reached) while writing the video. Free some space or choose "
+            "another output folder, then render again.",
+            str(output),
+        )
+    return OutputError(
+        f"Could not write {output}: {error.strerror or error}. Choose another "
+        "output folder.",
+        str(output),
+    )
 
 
 def check_output_folder(output: Path) -> None:
@@ -104,48 +133,6 @@ def check_output_folder(output: Path) -> None:
             f"The output folder {folder} is read-only. Choose another output folder.",
             str(output),
         )
-
-
-def temp_path(path: Path) -> Path:
-    """The hidden name a file is written under until it is complete."""
-    return path.with_name(f".{path.name}.{os.getpid()}.part")
-
-
-def remove_stale_temp_files(paths: list[Path]) -> list[Path]:
-    """Remove what an engine killed while writing these paths left (SIGKILL, power
-    loss): hidden .part files whose process is gone. Returns the files removed."""
-    removed = []
-    for path in paths:
-        for temp in path.parent.glob(f".{glob_escape(path.name)}.*.part"):
-            pid_text = temp.name[len(path.name) + 2 : -len(".part")]
-            if not pid_text.isdigit() or _is_running(int(pid_text)):
-                continue
-            _remove(temp)
-            removed.append(temp)
-    if removed:
-        log.info("Removed temporary files of a stopped render: %s", removed)
-    return removed
-
-
-def _is_running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as error:
-        log.warning("Could not remove the temporary file %s: %s", path, error)
 
 
 def _encode_all(

@@ -11,11 +11,11 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import psutil
 
-from engine.errors import CancelledError, EngineError
+from engine.cancel import install_cancel_handlers
+from engine.errors import EngineError
 from engine.protocol import (
     EXIT_CODES,
     ErrorCode,
@@ -39,14 +39,9 @@ def emit_line(event: Event) -> None:
     sys.stdout.flush()
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise CancelledError("The render was cancelled.")
-
-
 def install_signal_handlers() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    # Ctrl-C at a terminal cancels the same way.
-    signal.signal(signal.SIGINT, _on_sigterm)
+    # SIGTERM (the app's Cancel) and Ctrl-C at a terminal cancel the same way.
+    install_cancel_handlers()
     if hasattr(signal, "SIGXFSZ"):
         # A file-size limit then fails the write with EFBIG, which we report.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

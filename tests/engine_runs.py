@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import parse_event
+from engine.protocol import Event, EventKind, parse_event
 
 
 def run_engine(
@@ -30,3 +30,37 @@ def run_engine(
     )
     events = [parse_event(line) for line in result.stdout.splitlines()]
     return result.returncode, events, result.stderr
+
+
+def start_engine(job: dict[str, Any], folder: Path) -> subprocess.Popen[str]:
+    """Write job to folder/job.json and start the engine on it, its events to read
+    from stdout as they come."""
+    job_path = folder / "job.json"
+    job_path.write_text(json.dumps(job), encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", str(job_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def read_until(process: subprocess.Popen[str], wanted: Callable[[Event], bool]) -> None:
+    """Read the engine's events until one is wanted (or the engine ends)."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if wanted(parse_event(line)):
+            return
+
+
+def rendering_past(fraction: float) -> Callable[[Event], bool]:
+    """Whether an event is the render's progress beyond fraction."""
+
+    def past(event: Event) -> bool:
+        return (
+            event.kind is EventKind.PROGRESS
+            and event.data["stage"] == "render"
+            and event.data["fraction"] > fraction
+        )
+
+    return past

@@ -16,7 +16,7 @@ import pytest
 
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
 from tests.audio_media import write_click_track
-from tests.engine_runs import run_engine
+from tests.engine_runs import read_until, rendering_past, run_engine, start_engine
 from tests.input_media import write_empty, write_text_as_video
 from tests.media import (
     ClipTruth,
@@ -166,23 +166,13 @@ def test_sigterm_cancels_and_leaves_nothing(
 ) -> None:
     song = tmp_path / "song.wav"
     write_click_track(song, bpm=120, duration_sec=60.0)
-    job_path = tmp_path / "job.json"
     out = tmp_path / "out.mp4"
     job = {"clips": [str(clips["a25.mp4"].path)], "music": str(song),
-           "output": str(out), "quality": "final", "seed": 1}  # fmt: skip
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", str(job_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+           "output": str(out), "quality": "final", "seed": 1,
+           "export": ["edl", "csv"]}  # fmt: skip
+    process = start_engine(job, tmp_path)
+    read_until(process, rendering_past(0.02))
     assert process.stdout is not None
-    for line in process.stdout:
-        event = parse_event(line)
-        rendering = event.kind is EventKind.PROGRESS and event.data["stage"] == "render"
-        if rendering and event.data["fraction"] > 0.02:
-            break
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     rest = process.stdout.read()
@@ -191,6 +181,33 @@ def test_sigterm_cancels_and_leaves_nothing(
     assert status == EXIT_CODES[ErrorCode.CANCELLED]
     assert parse_event(rest.splitlines()[-1]).data["code"] == "cancelled"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.json", "song.wav"]
+
+
+def test_a_cancel_after_the_render_lets_the_files_go_into_place(
+    clips: dict[str, ClipTruth], tmp_path: Path
+) -> None:
+    """Once the video is encoded, Cancel is too late: the job finishes with every
+    file, rather than report "cancelled" beside some of them."""
+    song = tmp_path / "song.wav"
+    write_click_track(song, bpm=120, duration_sec=8.0)
+    out = tmp_path / "out.mp4"
+    job = {"clips": [str(clips["b30.mp4"].path)], "music": str(song),
+           "output": str(out), "quality": "preview", "seed": 1,
+           "duration_sec": 4, "export": ["edl", "csv"]}  # fmt: skip
+    process = start_engine(job, tmp_path)
+    read_until(
+        process,
+        lambda event: event.kind is EventKind.STAGE and event.data["stage"] == "export",
+    )
+    process.send_signal(signal.SIGTERM)
+    assert process.stdout is not None
+    rest = process.stdout.read()
+    assert process.wait(timeout=30) == 0
+    assert parse_event(rest.splitlines()[-1]).kind is EventKind.FINISHED
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "job.json", "out.csv", "out.edl", "out.mp4", "out.otio", "out.reels.csv",
+        "song.wav",
+    ]  # fmt: skip
 
 
 def test_phone_clip_plays_upright(media_dir: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from engine.protocol import (
     parse_event,
 )
 from tests.audio_media import write_click_track
-from tests.engine_runs import run_engine
+from tests.engine_runs import read_until, rendering_past, run_engine, start_engine
 from tests.media import write_marker_clip
 
 ROOT = Path(__file__).parents[1]
@@ -69,22 +69,11 @@ def test_sigkill_mid_render_leaves_nothing_finished_and_the_rerun_cleans_up(
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     job = job_for(media, out_dir / "killed.mp4")
-    job_path = tmp_path / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    engine = subprocess.Popen(
-        [sys.executable, "-m", "engine", str(job_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert engine.stdout is not None
-    for line in engine.stdout:
-        event = parse_event(line)
-        rendering = event.kind is EventKind.PROGRESS and event.data["stage"] == "render"
-        if rendering and event.data["fraction"] > 0.2:
-            break
+    engine = start_engine(job, tmp_path)
+    read_until(engine, rendering_past(0.2))
     engine.kill()
     engine.wait(timeout=10)
+    assert engine.stdout is not None
     engine.stdout.close()
 
     # Hidden temporary files may remain; nothing that looks finished does.

@@ -283,6 +283,43 @@ def test_mp3_with_cover_art_and_a_long_silent_intro(
     assert len(render.clicks_sec) == len(clicks_sec)
     assert render.duration_sec == pytest.approx(8.5, abs=0.05)
     assert render.warnings("duration") == []
+    assert render.warnings("song_from_video") == []
+    _assert_cuts_on_heard_clicks(render)
+
+
+def _as_music_video(song: Path, video: Path, seconds: float) -> None:
+    """The song's own packets beside a moving picture, as a downloaded music
+    video holds them."""
+    with av.open(str(song)) as source, av.open(str(video), "w") as target:
+        picture = target.add_stream("libx264", rate=10)
+        picture.width, picture.height, picture.pix_fmt = 64, 36, "yuv420p"
+        sound = target.add_stream_from_template(source.streams.audio[0])
+        for index in range(round(seconds * 10)):
+            frame = av.VideoFrame.from_ndarray(
+                np.full((36, 64, 3), index * 3 % 256, dtype=np.uint8), format="rgb24"
+            )
+            frame.pts = index
+            target.mux(picture.encode(frame))
+        target.mux(picture.encode(None))
+        for packet in source.demux(source.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = sound
+                target.mux(packet)
+
+
+def test_a_video_chosen_as_the_song_gives_its_sound_and_says_so(
+    clips: list[ClipTruth], tmp_path: Path
+) -> None:
+    song = tmp_path / "clicks.m4a"
+    write_clicks(song, tempos=[(120, 6.0)])
+    video = tmp_path / "music video.mp4"
+    _as_music_video(song, video, seconds=6.5)
+    render = _render(video, clips, tmp_path)
+
+    [message] = render.warnings("song_from_video")
+    assert message.startswith("music video.mp4 is a video: its sound is the montage")
+    assert "add it to the clips" in message
+    assert render.duration_sec == pytest.approx(6.5, abs=0.06)
     _assert_cuts_on_heard_clicks(render)
 
 

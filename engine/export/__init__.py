@@ -33,7 +33,7 @@ from engine.protocol import (
     make_warning,
     timecode_rate_problem,
 )
-from engine.render import temp_path
+from engine.temp_files import temp_path
 from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,10 @@ class StagedFiles:
                 f"{error.strerror or error}. Choose another output folder.",
                 str(path),
             ) from error
+        self._staged.append((temp, path))
+
+    def adopt(self, temp: Path, path: Path) -> None:
+        """Take a file already written under its temporary name (the video)."""
         self._staged.append((temp, path))
 
     def commit(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app import memory
 from app.engine_process import EngineCommand, EngineProcess, LineBuffer
 from engine import protocol
 
@@ -212,6 +213,43 @@ def test_engine_killed_by_a_signal_is_explained(
     assert code == "internal"
     assert message.startswith("The engine stopped unexpectedly (killed by signal 9")
     assert "Encoding with libx264" in message
+
+
+@pytest.mark.parametrize(
+    ("kills_before", "kills_after", "advice"),
+    [
+        (3, 4, "The system ran out of memory and its out-of-memory killer stopped"),
+        (3, 3, "Something outside Montage AI stopped it"),
+        (None, None, "The system may have run out of memory, or another program"),
+    ],
+)
+def test_a_kill_says_whether_the_system_ran_out_of_memory(
+    qtbot, make_engine, stub_command, tmp_path, allowed_errors, monkeypatch,
+    kills_before, kills_after, advice,
+):  # fmt: skip
+    """SIGKILL comes from the kernel's out-of-memory killer or from someone else;
+    the kernel's count of its kills tells which, where it keeps one."""
+    allowed_errors.append("Render failed (internal)")
+    counts = iter([kills_before, kills_after])
+    monkeypatch.setattr(memory, "oom_kills", lambda: next(counts))
+    engine = make_engine(stub_command("hangs_in_render.jsonl"))
+    recorder = wait_for_hang(qtbot, engine, tmp_path)
+
+    os.kill(engine.process_id(), signal.SIGKILL)
+    qtbot.waitUntil(lambda: bool(recorder.outcomes()), timeout=3000)
+
+    [(_, message)] = recorder.args("render_failed")
+    assert advice in message
+
+
+def test_the_kernel_count_of_out_of_memory_kills_is_read_where_there_is_one():
+    vmstat = Path("/proc/vmstat")
+    lines = vmstat.read_text().splitlines() if vmstat.exists() else []
+    count = memory.oom_kills()
+    if any(line.startswith("oom_kill ") for line in lines):
+        assert isinstance(count, int) and count >= 0
+    else:
+        assert count is None
 
 
 def test_missing_engine_program_fails_in_words(

@@ -1,4 +1,5 @@
-"""The app loads the engine's protocol and nothing heavy: no media libraries."""
+"""The app loads the engine's protocol and temporary-file names, nothing heavy: no
+media libraries."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ print(heavy, engine)
 """
 
 
-def test_the_app_imports_only_the_protocol_of_the_engine():
+def test_the_app_imports_only_the_protocol_and_temp_file_names_of_the_engine():
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=HEAVY_MODULES)],
         capture_output=True,
@@ -26,4 +27,4 @@ def test_the_app_imports_only_the_protocol_of_the_engine():
         timeout=60,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
-    assert result.stdout.strip() == "[] ['engine.protocol']"
+    assert result.stdout.strip() == "[] ['engine.protocol', 'engine.temp_files']"

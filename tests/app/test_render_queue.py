@@ -218,6 +218,28 @@ def test_remove_takes_a_job_off_the_list(
     assert store.list_jobs() == []
 
 
+def test_remove_sweeps_what_a_killed_engine_left(
+    qtbot, make_queue, store, stub_command, tmp_path
+):
+    """An engine killed outright (the out-of-memory killer) cannot remove its hidden
+    files; removing its job does, and nothing of a live render or another job."""
+    queue = make_queue(stub_command("normal_run.jsonl", "--delay", "0.001"))
+    job_id = queue.add(job_spec(tmp_path, "killed"))
+    qtbot.waitUntil(status_is(store, job_id, FINISHED), timeout=10_000)
+    folder = tmp_path / "out"
+    folder.mkdir(exist_ok=True)
+    dead_pid = psutil.Popen(["true"])
+    dead_pid.wait()
+    left = [f".killed.mp4.{dead_pid.pid}.part", f".killed.edl.{dead_pid.pid}.part"]
+    kept = [f".killed.mp4.{os.getpid()}.part", f".other.mp4.{dead_pid.pid}.part"]
+    for name in left + kept:
+        (folder / name).write_bytes(b"partial")
+
+    queue.remove(job_id)
+
+    assert sorted(path.name for path in folder.glob(".*.part")) == sorted(kept)
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
