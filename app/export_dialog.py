@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.queue_panel import ERROR_STYLE, NOTE_STYLE
+from app.job_text import ERROR_STYLE, NOTE_STYLE
 from app.timeline_export import ExportOutcome
 from engine import protocol
 

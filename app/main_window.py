@@ -32,13 +32,8 @@ from app.job_form import JobFormWidget
 from app.job_records import JobStatus, JobStoreError
 from app.job_schema import data_dir, default_store_path
 from app.job_store import JobStore
-from app.queue_panel import (
-    ERROR_STYLE,
-    NOTE_STYLE,
-    RenderQueuePanel,
-    describe_summary,
-    format_eta,
-)
+from app.job_text import ERROR_STYLE, NOTE_STYLE, describe_summary, format_eta
+from app.queue_panel import RenderQueuePanel
 from app.render_queue import RenderQueue
 from app.settings import (
     AppSettings,

@@ -16,13 +16,9 @@ import numpy as np
 
 from engine.errors import MediaError, RenderError
 from engine.follow import FollowPath, FollowReader, uncropped_transform
-from engine.frames import (
-    FrameReader,
-    FrameTransform,
-    SourceReader,
-    StillReader,
-)
+from engine.frames import FrameReader, FrameTransform, SourceReader
 from engine.placements import ClipPlacement, Join
+from engine.stills import StillReader
 from engine.whip import whip_frame
 
 # Sources kept open after their shot, for a later shot further on in them.

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from engine import cache
-from engine.frames import FrameTransform, SourceReader
+from engine.frames import FrameTransform, SourceReader, even
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,7 @@ def _detect(
 def _detect_size(display_size: tuple[float, float]) -> tuple[int, int]:
     display_width, display_height = display_size
     scale = DETECT_SIZE_PX / max(display_width, display_height)
-    return _even(display_width * scale), _even(display_height * scale)
-
-
-def _even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
+    return even(display_width * scale), even(display_height * scale)
 
 
 def _sample_times(start_sec: float, end_sec: float) -> list[float]:

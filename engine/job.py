@@ -32,16 +32,16 @@ from engine.export import (
     report_export_warnings,
     stage_exports,
 )
+from engine.job_warnings import warn_about_changed_options, warn_about_short_clips
 from engine.looks import apply_look_options, mark_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
     PlanOptions,
     Source,
-    music_window,
     output_size,
     plan_montage,
 )
-from engine.probe import MediaInfo, has_moving_picture, probe_media, scan_inputs
+from engine.probe import MediaInfo, probe_media, scan_inputs
 from engine.protocol import (
     Event,
     JobSpec,
@@ -343,7 +343,7 @@ def plan_stage(
         )
         message += f". The prompt changed: {said}"
     reporter.begin("plan", message)
-    _warn_about_changed_options(spec, music, reporter)
+    warn_about_changed_options(spec, music, reporter.emit)
     if spec.chronological:
         style.chronological = True
     options = PlanOptions(
@@ -358,42 +358,11 @@ def plan_stage(
     )
     present = _still_there(sources, reporter)
     timeline = plan_montage(present, music, style, options)
-    _warn_about_short_clips(present, timeline, reporter)
+    warn_about_short_clips(present, timeline, reporter.emit)
     timeline.metadata[META]["clip_audio_db"] = spec.clip_audio_db
     _enhance(spec, timeline, reporter)
     reporter.progress(1.0)
     return timeline
-
-
-def _warn_about_short_clips(
-    sources: list[Source], timeline: otio.schema.Timeline, reporter: StageReporter
-) -> None:
-    """Name the clips left out of the edit for being shorter than any shot, and
-    say when a shot had to play its clip slower to fill the time to its beat."""
-    clips = list(timeline.video_tracks()[0].find_clips())
-    used = {clip.media_reference.target_url for clip in clips}
-    shortest_sec = min(clip.duration().to_seconds() for clip in clips)
-    for source in sources:
-        info = source.info
-        if info.path in used or info.still or info.duration_sec >= shortest_sec:
-            continue
-        reporter.emit(make_warning("clip_too_short", (
-            f"{Path(info.path).name} lasts {info.duration_sec:.2f} s, less than the "
-            f"shortest shot of this edit ({shortest_sec:.2f} s), so it is not in "
-            "the montage. Use a faster style or a song with a quicker beat to fit "
-            "clips this short."
-        ), info.path))  # fmt: skip
-    slowed = sorted({
-        Path(clip.media_reference.target_url).name
-        for clip in clips
-        if clip.metadata.get(META, {}).get("filled_slower")
-    })  # fmt: skip
-    if slowed:
-        reporter.emit(make_warning("clip_too_short", (
-            f"{', '.join(slowed)}: no clip is as long as the time between some "
-            "beats, so those shots play their clip slower to fill it (frames "
-            "repeat). Add longer clips, or choose a faster style."
-        )))  # fmt: skip
 
 
 def _enhance(
@@ -423,62 +392,6 @@ def _enhance(
         slow = slow_upscale_warning(plan)
         if slow:
             reporter.emit(make_warning("upscale_time", slow))
-
-
-def _warn_about_changed_options(
-    spec: JobSpec, music: MusicAnalysis, reporter: StageReporter
-) -> None:
-    """Say so when the job cannot be done exactly as asked."""
-    _warn_if_song_is_shorter(spec, music, reporter)
-    if has_moving_picture(music.path):
-        name = Path(music.path).name
-        reporter.emit(make_warning("song_from_video", (
-            f"{name} is a video: its sound is the montage's music and its picture "
-            "is not used. To use its picture, add it to the clips; for other music, "
-            "choose an audio file as the song."
-        ), music.path))  # fmt: skip
-    if spec.size is None:
-        return
-    width, height = spec.size
-    shape = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}[spec.aspect]
-    if abs(width / height - shape) > 0.01 * shape:
-        reporter.emit(
-            make_warning(
-                "size",
-                f"The size {width}x{height} is not {spec.aspect}: the size was used "
-                "and the aspect ignored.",
-            )
-        )
-    if width % 2 or height % 2:
-        reporter.emit(
-            make_warning(
-                "size",
-                f"H.264 needs even sizes: {width}x{height} became "
-                f"{width // 2 * 2}x{height // 2 * 2}.",
-            )
-        )
-
-
-def _warn_if_song_is_shorter(
-    spec: JobSpec, music: MusicAnalysis, reporter: StageReporter
-) -> None:
-    """Say how long the montage is when the song ends before the length asked."""
-    if spec.duration_sec is None:
-        return
-    fps = frame_rate(spec.fps)
-    start_sec, total_frames = music_window(music, fps, spec.duration_sec)
-    if total_frames >= round(spec.duration_sec * fps):
-        return
-    name = Path(music.path).name
-    skipped = f" after {start_sec:.1f} s of silence" if start_sec > 0 else ""
-    message = (
-        f"{name} has {music.duration_sec - start_sec:.1f} s of music{skipped}, "
-        f"less than the {spec.duration_sec:g} s asked: the montage ends with the "
-        f"song and lasts {float(total_frames / fps):.1f} s (the song is not "
-        "looped). Choose a longer song for a longer montage."
-    )
-    log.warning(message)
-    reporter.emit(make_warning("duration", message, music.path))
 
 
 def render_stage(

@@ -13,10 +13,8 @@ from typing import Any
 
 import opentimelineio as otio
 
-from engine.frames import (
-    PushIn,
-)
 from engine.looks import cleanup_of
+from engine.stills import PushIn
 from engine.timeline import META, timeline_rate
 from engine.timewarp import clip_speed
 

@@ -12,7 +12,7 @@ import math
 import av
 import numpy as np
 
-from engine.frames import _yuv420p_frame, _yuv420p_planes
+from engine.stills import yuv420p_frame, yuv420p_planes
 
 # The blur is the whole distance moved in a frame (a 360-degree shutter): a
 # whip pan smears the picture, at its fastest, beyond recognition.
@@ -29,7 +29,7 @@ def whip_frame(
     speed = math.pi / 2 * math.sin(math.pi * progress) / max(1, frames)
     planes = []
     for leaving, entering in zip(
-        _yuv420p_planes(outgoing), _yuv420p_planes(incoming), strict=True
+        yuv420p_planes(outgoing), yuv420p_planes(incoming), strict=True
     ):
         width = leaving.shape[1]
         planes.append(
@@ -40,7 +40,7 @@ def whip_frame(
                 max(1, round(SHUTTER_SHARE * speed * width)),
             )
         )
-    return _yuv420p_frame(*planes)
+    return yuv420p_frame(*planes)
 
 
 def _slide(

@@ -18,7 +18,7 @@ import opentimelineio as otio
 import pytest
 
 from engine.errors import RenderError
-from engine.frames import FrameTransform, PushIn, StillReader
+from engine.frames import FrameTransform
 from engine.job import run_job
 from engine.probe import STILL_DURATION_SEC, probe_media
 from engine.protocol import (
@@ -29,6 +29,7 @@ from engine.protocol import (
     JobSpec,
 )
 from engine.render import render_timeline
+from engine.stills import PushIn, StillReader
 from tests.audio_media import write_click_track
 from tests.engine_runs import run_engine
 from tests.input_media import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.engine_process import EngineCommand
-from app.queue_panel import describe_summary
+from app.job_text import describe_summary
 from app.settings import AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
 from engine import protocol

@@ -18,7 +18,8 @@ from app import job_schema, job_store
 from app.engine_process import EngineCommand
 from app.job_records import JobStatus, JobWarning
 from app.job_store import JobStore
-from app.queue_panel import STAGE, STATUS, RenderQueuePanel, describe_warnings
+from app.job_text import describe_warnings
+from app.queue_panel import STAGE, STATUS, RenderQueuePanel
 from app.render_queue import RenderQueue
 from tests.app.queue_helpers import job_spec, status_is
 
