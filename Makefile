@@ -13,7 +13,8 @@ DEMO_OUT ?= build/montage.mp4
 system-deps:
 	@bash packaging/system-deps.sh
 
-# The run-time packages and those only the tests need (melt, for the MLT export).
+# The run-time packages and those only the tests need (melt, for the MLT export;
+# Mesa's software Vulkan device, for the upscaler's Vulkan path).
 test-deps:
 	@bash packaging/system-deps.sh --test
 

@@ -3,13 +3,14 @@
 Each decoded frame that the render shows is upscaled before the usual scaling,
 tiled so that memory stays bounded, and cached on disk by the source's content,
 the frame's timestamp and the model. The CPU is used unless a subprocess finds a
-working Vulkan GPU (probing in-process can crash it). If the library cannot load,
+hardware Vulkan GPU whose picture agrees with the CPU's (engine.gpu_probe). If the library cannot load,
 a warning says so and the frames are scaled with Lanczos instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import subprocess
@@ -83,36 +84,52 @@ def library_module() -> Any:
 
 
 def choose_device() -> str:
-    """ "gpu" when a subprocess finds a working Vulkan device, else "cpu"."""
+    """ "gpu" when a subprocess finds a Vulkan GPU fit for the upscaler, else "cpu"."""
     wanted = os.environ.get(DEVICE_ENV, "auto").lower()
     if wanted in ("cpu", "gpu"):
         return wanted
     return "gpu" if probe_gpu() else "cpu"
 
 
-_probed: dict[str, bool] = {}
+_probed: dict[str, int | None] = {}
 
 
 def probe_gpu() -> bool:
-    """Whether Real-ESRGAN runs on GPU 0, tried in a child: with no Vulkan driver
-    the library crashes its process (segfault)."""
+    """Whether a hardware Vulkan device runs Real-ESRGAN and agrees with the CPU
+    (engine.gpu_probe, in a child: with no Vulkan driver the library can crash its
+    process)."""
     if "gpu" not in _probed:
-        code = (
-            f"import {os.environ.get(LIBRARY_ENV) or LIBRARY} as m, numpy as n\n"
-            "w = m.realesrgan_ncnn_vulkan_wrapper\n"
-            "assert w.get_gpu_count() > 0\n"
-            "m.Realesrgan(gpuid=0, tilesize=32, model=0).process_cv2("
-            "n.zeros((32, 32, 3), n.uint8))\n"
-        )
-        try:
-            result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                    timeout=PROBE_TIMEOUT_SEC, check=False)  # fmt: skip
-            _probed["gpu"] = result.returncode == 0
-        except (OSError, subprocess.TimeoutExpired) as error:
-            log.warning("The GPU probe for the upscaler failed: %s", error)
-            _probed["gpu"] = False
-        log.info("Upscaler GPU probe: %s", "found" if _probed["gpu"] else "none")
-    return _probed["gpu"]
+        _probed["gpu"] = _run_probe()
+    return _probed["gpu"] is not None
+
+
+def gpu_index() -> int:
+    """The Vulkan device to use: the probe's choice, else the first (when the GPU is
+    forced with MONTAGE_AI_UPSCALE_DEVICE=gpu)."""
+    probe_gpu()
+    return _probed["gpu"] or 0
+
+
+def _run_probe() -> int | None:
+    command = [sys.executable, "-m", "engine.gpu_probe"]
+    environment = dict(os.environ)
+    if getattr(sys, "frozen", False):
+        # The bundle's executable runs engine tools by name (packaging/).
+        command = [sys.executable, "gpu-probe"]
+        environment["MONTAGE_AI_ENGINE"] = "1"
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                timeout=PROBE_TIMEOUT_SEC, check=False)  # fmt: skip
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as error:
+        log.info("Upscaler GPU probe: none (%s)", error)
+        return None
+    index = found.get("gpu")
+    if isinstance(index, int):
+        log.info("Upscaler GPU probe: device %d, %s", index, found.get("name"))
+        return index
+    log.info("Upscaler GPU probe: none (%s)", found.get("reason"))
+    return None
 
 
 class RealEsrganUpscaler:
@@ -126,7 +143,7 @@ class RealEsrganUpscaler:
 
     def network(self, scale: int) -> Any:
         if scale not in self._networks:
-            gpu_id = 0 if self.device == "gpu" else -1
+            gpu_id = gpu_index() if self.device == "gpu" else -1
             try:
                 self._networks[scale] = self.module.Realesrgan(
                     gpuid=gpu_id, tilesize=self.tile_px, model=MODEL_BY_SCALE[scale]

@@ -20,8 +20,9 @@ NUMBA_LOCATORS = (
 
 
 def run_engine(argv: list[str]) -> int:
-    """`python -m engine JOB.json`, `-m engine.inspect`, `-m engine.export` or the
-    `montage-ai` command line (`cli render ...`), by the first argument."""
+    """`python -m engine JOB.json`, `-m engine.inspect`, `-m engine.export`,
+    `-m engine.gpu_probe` or the `montage-ai` command line (`cli render ...`), by
+    the first argument."""
     tool, rest = (argv[0], argv[1:]) if argv else ("", [])
     if tool == "inspect":
         from engine.inspect import main as inspect_main
@@ -31,6 +32,10 @@ def run_engine(argv: list[str]) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(["export", "--json", *rest])
+    if tool == "gpu-probe":
+        from engine.gpu_probe import main as gpu_probe_main
+
+        return gpu_probe_main()
     if tool == "cli":
         from engine.cli import main as cli_main
 

@@ -2,7 +2,9 @@
 # Installs the Debian packages Montage AI needs at run time: Qt's system libraries
 # (for the window, also offscreen), libvulkan1 and libomp5 (for the upscaler).
 # With --test, also what only the tests need: melt, MLT's command-line player, which
-# renders the MLT (Shotcut) export to check it frame by frame. With --bench, also
+# renders the MLT (Shotcut) export to check it frame by frame, and Mesa's Vulkan
+# drivers, whose software device (llvmpipe) runs the upscaler's Vulkan path
+# without a GPU. With --bench, also
 # ffmpeg, the command line the render benchmark compares the engine with. With
 # --package, also what building and checking the desktop bundle needs: binutils
 # (PyInstaller reads libraries with objdump), desktop-file-utils and
@@ -15,13 +17,13 @@ PACKAGES=(
   libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1
   libvulkan1 libomp5
 )
-TEST_PACKAGES=(melt)
+TEST_PACKAGES=(melt mesa-vulkan-drivers)
 BENCH_PACKAGES=(ffmpeg)
 BUNDLE_PACKAGES=(binutils desktop-file-utils shared-mime-info)
 for_tests=""
 case "${1:-}" in
   "") ;;
-  --test) PACKAGES+=("${TEST_PACKAGES[@]}"); for_tests=", and melt for the tests," ;;
+  --test) PACKAGES+=("${TEST_PACKAGES[@]}"); for_tests=", and melt and mesa-vulkan-drivers for the tests," ;;
   --bench) PACKAGES+=("${BENCH_PACKAGES[@]}"); for_tests=", and ffmpeg for the benchmarks," ;;
   --package) PACKAGES+=("${BUNDLE_PACKAGES[@]}"); for_tests=", and binutils, desktop-file-utils and shared-mime-info for the bundle," ;;
   *) echo "usage: bash packaging/system-deps.sh [--test|--bench|--package]" >&2; exit 2 ;;

