@@ -109,8 +109,11 @@ def test_the_entry_point_runs_each_engine_tool(tmp_path: Path) -> None:
     styles = run_tool([*entry, "cli", "styles"], env)
     inspected = run_tool([*entry, "inspect", "clips", str(tmp_path / "clip.mp4")], env)
     refused = run_tool([*entry, str(tmp_path / "missing.json")], env)
+    gpu = run_tool([*entry, "gpu-probe"], env)
 
     assert styles.returncode == 0 and "dynamic" in styles.stdout
+    assert gpu.returncode == 0, gpu.stderr[-3000:]
+    assert set(json.loads(gpu.stdout)) == {"gpu", "name", "reason"}
     (clip_info,) = events_of(inspected.stdout)
     assert clip_info.kind is EventKind.CLIP_INFO and clip_info.data["ok"]
     (failed,) = events_of(refused.stdout)
@@ -213,6 +216,7 @@ def test_the_frozen_tools_inspect_and_export(
                        "-o", str(tmp_path / "m.mp4"), "--seed", "2"], env)  # fmt: skip
     export = run_tool([executable, "export", str(tmp_path / "m.otio"),
                        "--format", "fcp7,fcpxml,edl,mlt,csv"], env)  # fmt: skip
+    gpu = run_tool([executable, "gpu-probe"], env)
 
     (clip_info,) = events_of(clips.stdout)
     assert clip_info.data["ok"] and clip_info.data["fps"] == 25.0
@@ -222,6 +226,9 @@ def test_the_frozen_tools_inspect_and_export(
     assert export.returncode == 0, export.stdout[-3000:] + export.stderr[-3000:]
     for suffix in (".xml", ".fcpxml", ".edl", ".mlt", ".csv"):
         assert (tmp_path / f"m{suffix}").stat().st_size > 0
+    # The upscaler's choice of device, which the bundle's engine makes in a child.
+    assert gpu.returncode == 0, gpu.stderr[-3000:]
+    assert set(json.loads(gpu.stdout)) == {"gpu", "name", "reason"}
 
 
 @frozen_test
