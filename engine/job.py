@@ -145,14 +145,9 @@ def run_job(spec: JobSpec, emit: Emit) -> dict[str, Any]:
 def probe_stage(
     spec: JobSpec, output: Path, reporter: StageReporter
 ) -> list[MediaInfo]:
-    paths, renders = scan_inputs(spec.clips, output)
+    paths, renders = scan_inputs(spec.clips)
     reporter.begin("probe", f"Checking {_clips(len(paths))}")
-    if renders:
-        names = ", ".join(path.name for path in renders)
-        reporter.emit(make_warning("clip_skipped", (
-            f"Left out {names}: a montage rendered here before (its timeline is "
-            "beside it), not footage. Name the file on its own to use it as a clip."
-        )))  # fmt: skip
+    _warn_about_renders_left_out(renders, output, reporter)
     if not paths:
         folders = [name for name in spec.clips if Path(name).expanduser().is_dir()]
         raise NoUsableClipsError(
@@ -188,6 +183,24 @@ def probe_stage(
             "Add video files that play in a video player.",
         )
     return infos
+
+
+def _warn_about_renders_left_out(
+    renders: list[Path], output: Path, reporter: StageReporter
+) -> None:
+    replaced = [path for path in renders if _same_file(path, output)]
+    earlier = [path for path in renders if path not in replaced]
+    if earlier:
+        names = ", ".join(path.name for path in earlier)
+        reporter.emit(make_warning("clip_skipped", (
+            f"Left out {names}: a montage rendered here before (its timeline is "
+            "beside it), not footage. Name the file on its own to use it as a clip."
+        )))  # fmt: skip
+    if replaced:
+        reporter.emit(make_warning("clip_skipped", (
+            f"Left out {output.name}: the montage this job renders again (its "
+            "timeline is beside it), not footage; the new render replaces it."
+        ), str(output)))  # fmt: skip
 
 
 def _clips(count: int) -> str:

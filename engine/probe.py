@@ -100,13 +100,11 @@ def expand_inputs(paths: list[str]) -> list[Path]:
     return scan_inputs(paths)[0]
 
 
-def scan_inputs(
-    paths: list[str], output: Path | None = None
-) -> tuple[list[Path], list[Path]]:
+def scan_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
     """The clips in paths (files as given, media files inside folders, sorted, each
     file once), and the videos inside folders left out as earlier renders of ours
-    (a timeline of the same name beside them). Output itself is left out too, and
-    not listed: rendering again replaces it."""
+    (a timeline of the same name beside them). A clip of the user's at the output's
+    path is kept, so that the job refuses to overwrite it."""
     found: list[Path] = []
     renders: list[Path] = []
     for name in paths:
@@ -121,8 +119,6 @@ def scan_inputs(
                 or child.suffix.lower() not in MEDIA_EXTENSIONS
                 or any(part.startswith(".") for part in child.relative_to(path).parts)
             ):
-                continue
-            if output is not None and child.resolve() == output.resolve():
                 continue
             if child.with_suffix(".otio").is_file():
                 renders.append(child)

@@ -119,16 +119,47 @@ def test_rendering_into_the_clips_folder_again_leaves_the_montages_out(
     job = {"clips": [str(clips)], "music": str(folder / "song.wav"),
            "output": str(clips / "montage.mp4"), "quality": "preview",
            "size": [160, 90]}  # fmt: skip
-    for again in (False, True):
+    warnings = []
+    for _ in range(2):
         status, events = run(job, tmp_path)
         assert status == 0, events[-1].data
-        assert not [e for e in events if e.kind is EventKind.WARNING], again
+        warnings.append([e.data for e in events if e.kind is EventKind.WARNING])
+    assert warnings[0] == []
+    [again] = warnings[1]
+    assert again["message"].startswith(
+        "Left out montage.mp4: the montage this job renders again"
+    )
+    assert again["path"] == str(clips / "montage.mp4")
     status, events = run(job | {"output": str(clips / "second.mp4")}, tmp_path)
     assert status == 0
     [warning] = [e.data["message"] for e in events if e.kind is EventKind.WARNING]
     assert warning.startswith("Left out montage.mp4: a montage rendered here before")
     timeline = (clips / "second.otio").read_text(encoding="utf-8")
     assert "montage.mp4" not in timeline
+
+
+def test_an_output_named_as_a_clip_in_the_folder_is_refused(
+    folder: Path, tmp_path: Path
+) -> None:
+    """The folder's clip of that name is footage, not an earlier montage (no
+    timeline beside it): the job refuses before any work, and the clip is intact."""
+    clips = tmp_path / "trip"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (clips / name).write_bytes((folder / name).read_bytes())
+    before = (clips / "a.mp4").read_bytes()
+    job = {"clips": [str(clips)], "music": str(folder / "song.wav"),
+           "output": str(clips / "a.mp4"), "quality": "preview"}  # fmt: skip
+    status, events = run(job, tmp_path)
+
+    assert status == EXIT_CODES[ErrorCode.INVALID_JOB]
+    assert (
+        events[-1]
+        .data["message"]
+        .startswith("Writing a.mp4 would replace one of the clips or the song")
+    )
+    assert (clips / "a.mp4").read_bytes() == before
+    assert sorted(path.name for path in clips.iterdir()) == ["a.mp4", "b.mp4"]
 
 
 @pytest.mark.parametrize(
