@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ QUALITY_SETTINGS = {
 # Output frames decoded ahead of the encoder (a 1080p frame is 3 MB).
 PREFETCH_FRAMES = 8
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 ProgressCallback = Callable[[float, float | None], None]
 
@@ -117,22 +119,49 @@ def _output_error(error: OSError, output: Path) -> OutputError:
 
 
 def check_output_folder(output: Path) -> None:
-    """Create the output's folder if needed; raise OutputError if it is read-only."""
-    folder = output.parent
+    """Create the output's folder if needed; raise OutputError if no file can be
+    made in it (read-only, a read-only disk, a system folder such as /proc)."""
+    check_writable_folder(output.parent, output)
+
+
+def check_writable_folder(folder: Path, path: Path | None = None) -> None:
+    """Create the folder if needed and make and remove a hidden file in it: the
+    only test that holds for root, read-only disks and system folders alike.
+
+    Raises:
+        OutputError: naming the folder and the system's reason.
+    """
+    named = str(path or folder)
     if not folder.is_dir():
         try:
             folder.mkdir(parents=True)
         except OSError as error:
             raise OutputError(
-                f"Could not create the output folder {folder}: {error.strerror}. "
-                "Choose another output folder.",
-                str(output),
+                f"Could not create the output folder {folder} "
+                f"({_why_not(error, 'a folder')}). Choose another output folder.",
+                named,
             ) from error
-    if not os.access(folder, os.W_OK):
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".montage-ai-", suffix=".check",
+                                         dir=folder)  # fmt: skip
+    except OSError as error:
         raise OutputError(
-            f"The output folder {folder} is read-only. Choose another output folder.",
-            str(output),
-        )
+            f"Montage AI cannot write in the output folder {folder} "
+            f"({_why_not(error, 'files')}). Choose another output folder.",
+            named,
+        ) from error
+    os.close(handle)
+    remove_quietly(Path(probe))
+
+
+def _why_not(error: OSError, what: str) -> str:
+    """The system's reason for refusing to make `what` in a folder, in words."""
+    if error.errno in READ_ONLY_ERRNOS:
+        return "it is read-only, or you may not write there"
+    if error.errno == errno.ENOENT:
+        # A folder that exists but takes nothing, or a parent that cannot be made.
+        return f"the system does not allow {what} there"
+    return error.strerror or str(error)
 
 
 def _encode_all(

@@ -9,6 +9,7 @@ frame by record frame, with the timeline the render used.
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import subprocess
 import sys
@@ -22,11 +23,14 @@ import av
 import opentimelineio as otio
 import pytest
 
-from engine.export import build_exports
+from engine.errors import OutputError
+from engine.export import StagedFiles, build_exports
 from engine.export.nle import reel_names
 from engine.placements import read_placements
 from engine.probe import probe_media
 from engine.protocol import (
+    EXIT_CODES,
+    ErrorCode,
     EventKind,
     JobSpec,
     JobSpecError,
@@ -623,3 +627,51 @@ def test_exporting_a_job_whose_source_is_gone_says_so(
     missing = [e for e in events if e.data.get("code") == "source_missing"]
     assert [e.data["path"] for e in missing] == [gone]
     assert "relink" in missing[0].data["message"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("", "An empty name: not a file"), ("{tmp}", "{tmp}: not a file")],
+    ids=["empty", "folder"],
+)
+def test_export_of_no_file_says_what_to_name(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "export", source.format(tmp=tmp_path),
+         "--format", "edl"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /proc")
+def test_export_into_a_folder_that_takes_no_files_says_so(
+    render: dict[str, Any],
+) -> None:
+    """/proc refuses files even to root, as a read-only disk does."""
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "export", render["outputs"]["video"],
+         "--format", "edl", "--output-dir", "/proc"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == EXIT_CODES[ErrorCode.OUTPUT_UNWRITABLE]
+    assert "cannot write in the output folder /proc" in result.stderr
+    assert "Choose another output folder" in result.stderr
+
+
+def test_a_file_that_cannot_be_written_or_removed_is_named_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only disk the temporary file cannot be written, and removing what
+    is not there fails with the same error: the message still names the file."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(OutputError, match=r"Could not write base\.edl in .*Read-only"):
+        StagedFiles().stage(tmp_path / "base.edl", "TITLE: base\n")

@@ -189,3 +189,20 @@ def test_folders_in_the_wrong_place_are_named_before_any_work(
                    for e in events)  # fmt: skip
     message = events[-1].data["message"]
     assert message.startswith(starts.format(tmp=tmp_path))
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="Linux's /proc")
+def test_an_output_folder_that_takes_no_files_is_refused_before_any_work(
+    folder: Path, tmp_path: Path
+) -> None:
+    """/proc passes a permission check for root and takes no file: only making
+    one tells, so the engine makes one before the analysis, not after it."""
+    job = {"clips": [str(folder / "a.mp4")], "music": str(folder / "song.wav"),
+           "output": "/proc/montage.mp4"}  # fmt: skip
+    status, events = run(job, tmp_path)
+    assert status == EXIT_CODES[ErrorCode.OUTPUT_UNWRITABLE]
+    assert [e.data["stage"] for e in events if e.kind is EventKind.STAGE] == []
+    assert events[-1].data["message"] == (
+        "Montage AI cannot write in the output folder /proc (the system does not "
+        "allow files there). Choose another output folder."
+    )

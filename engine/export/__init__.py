@@ -33,7 +33,8 @@ from engine.protocol import (
     make_warning,
     timecode_rate_problem,
 )
-from engine.temp_files import temp_path
+from engine.render import check_writable_folder
+from engine.temp_files import remove_quietly, temp_path
 from engine.timeline import META, timeline_rate
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class StagedFiles:
         try:
             temp.write_text(text, encoding="utf-8")
         except OSError as error:
-            temp.unlink(missing_ok=True)
+            remove_quietly(temp)
             self.discard()
             raise OutputError(
                 f"Could not write {path.name} in {path.parent}: "
@@ -160,7 +161,7 @@ class StagedFiles:
         except OSError as error:
             # All or none: a partial set would not match what was asked.
             for written in done:
-                written.unlink(missing_ok=True)
+                remove_quietly(written)
             self.discard()
             raise OutputError(
                 f"Could not put {path.name} in {path.parent}: "
@@ -171,7 +172,7 @@ class StagedFiles:
 
     def discard(self) -> None:
         for temp, _ in self._staged:
-            temp.unlink(missing_ok=True)
+            remove_quietly(temp)
         self._staged.clear()
 
 
@@ -191,6 +192,13 @@ def write_exports(exports: list[Export]) -> None:
 def timeline_for(source: str | Path) -> Path:
     """The .otio of a finished job, given the .otio, the rendered MP4 or the job."""
     path = Path(source)
+    if not str(source).strip() or path.is_dir():
+        raise InvalidJobError(
+            f"{str(source) or 'An empty name'}: not a file. Name the .otio that a "
+            "finished render writes beside its video, the video itself or its job "
+            "file.",
+            str(source),
+        )
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
@@ -231,17 +239,6 @@ def load_timeline(path: Path) -> otio.schema.Timeline:
     return timeline
 
 
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"Could not make the folder {folder}: {error.strerror or error}. "
-            "Choose another folder.",
-            str(folder),
-        ) from error
-
-
 def report_export_warnings(
     exports: Iterable[Export], emit: Callable[[Event], None]
 ) -> None:
@@ -264,7 +261,7 @@ def run_export(
         otio_path = timeline_for(source)
         timeline = load_timeline(otio_path)
         folder = Path(output_dir) if output_dir else otio_path.parent
-        _make_folder(folder)
+        check_writable_folder(folder)
         exports = build_exports(timeline, folder / otio_path.stem, formats)
         written = [export for export in exports if export.error is None]
         if not written:
