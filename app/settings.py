@@ -101,6 +101,10 @@ def prepare_output_dir(folder: str) -> Path:
     Raises OutputDirError with a message for the user naming the folder and why.
     """
     path = Path(folder).expanduser()
+    if not path.is_absolute():
+        # Relative to what the app was started from, which a user never sees.
+        cause = "it is not a whole path (give it from the top, or from ~ for home)"
+        raise OutputDirError(_output_dir_message(path, cause))
     try:
         existing = next((p for p in (path, *path.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():

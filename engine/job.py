@@ -223,8 +223,9 @@ def _check_name_lengths(output: Path, written_paths: list[Path]) -> None:
         raise OutputError(
             f"The output name {output.name} is too long for its folder: with the "
             f"timeline and the temporary files written beside it, the longest name "
-            f"is {longest} bytes, and the folder takes {limit}. Choose a name at "
-            f"least {longest - limit} bytes shorter (an accented letter takes 2).",
+            f"is {longest} bytes, and names there may have at most {limit}. Choose "
+            f"a name at least {longest - limit} bytes shorter (an accented letter "
+            "takes 2).",
             str(output),
         )
 

@@ -45,6 +45,9 @@ EXPORT_LABELS = {
 }
 
 
+# The largest seed: the timeline records it, and OpenTimelineIO holds 64-bit ints.
+MAX_SEED = 2**63 - 1
+
 # The formats that count in SMPTE timecode, and the timeline rates it can count.
 TIMECODE_FORMATS = ("fcp7", "fcpxml", "edl")
 TIMECODE_RATES = tuple(
@@ -218,6 +221,11 @@ class JobSpec:
         if self.duration_sec is not None and not 1.0 <= self.duration_sec <= 7200:
             raise JobSpecError(
                 f"Duration {self.duration_sec} s is out of range: use 1 to 7200 s."
+            )
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise JobSpecError(
+                f"Seed {self.seed} is out of range: use a whole number from 0 to "
+                f"{MAX_SEED}, or none for a new one."
             )
         problem = timecode_rate_problem(frame_rate(self.fps), self.export)
         if problem:

@@ -13,7 +13,15 @@ import pytest
 
 from engine import cache
 from engine.music import analyze_music
-from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
+from engine.protocol import (
+    EXIT_CODES,
+    MAX_SEED,
+    ErrorCode,
+    EventKind,
+    JobSpec,
+    JobSpecError,
+    parse_event,
+)
 from tests.audio_media import write_click_track
 from tests.media import write_marker_clip
 
@@ -74,7 +82,8 @@ def test_output_that_is_a_source_is_refused(
 @pytest.mark.parametrize(
     "change",
     [{"size": [1280]}, {"size": 1280}, {"clips": [5]}, {"fps": 29.5},
-     {"seed": "abc"}, {"version": 2}, {"output": "x.otio"}, {"unknown": 1}],
+     {"seed": "abc"}, {"seed": 2**64}, {"seed": -1}, {"version": 2},
+     {"output": "x.otio"}, {"unknown": 1}],
 )  # fmt: skip
 def test_malformed_jobs_fail_as_invalid(folder: Path, change: dict[str, Any]) -> None:
     job = {"clips": [str(folder / "a.mp4")], "music": str(folder / "song.wav"),
@@ -82,6 +91,14 @@ def test_malformed_jobs_fail_as_invalid(folder: Path, change: dict[str, Any]) ->
     status, events = run(job, folder)
     assert status == EXIT_CODES[ErrorCode.INVALID_JOB]
     assert [e.kind for e in events] == [EventKind.FAILED]
+
+
+def test_a_seed_too_large_for_the_timeline_is_refused_with_its_range() -> None:
+    with pytest.raises(
+        JobSpecError, match=r"Seed 99999999999999999999 is out of range"
+    ):
+        JobSpec(clips=["a.mp4"], music="s.wav", output="o.mp4", seed=10**20 - 1)
+    assert JobSpec(clips=["a.mp4"], music="s.wav", output="o.mp4", seed=MAX_SEED)
 
 
 def test_a_job_file_that_is_not_text_fails_as_invalid(folder: Path) -> None:

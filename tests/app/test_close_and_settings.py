@@ -320,3 +320,11 @@ def test_a_fast_song_leaves_most_of_the_waveform_clear(qtbot):
 
 def is_orange(colour: QColor) -> bool:
     return colour.red() > 170 and colour.red() - colour.blue() > 90
+
+
+def test_a_relative_output_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputDirError) as raised:
+        prepare_output_dir("relative/dir")
+    assert "it is not a whole path" in str(raised.value)
+    assert not (tmp_path / "relative").exists()
