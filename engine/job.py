@@ -33,7 +33,7 @@ from engine.export import (
     stage_exports,
 )
 from engine.job_warnings import warn_about_changed_options, warn_about_short_clips
-from engine.looks import apply_look_options, mark_cleanup
+from engine.looks import apply_look_options, mark_cleanup, unmatched_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
     PlanOptions,
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[Event], None]
 
+CLEANUP_DONE = {"stabilize": "stabilized", "denoise": "denoised"}
 # A clip decoding this much less than its header says is named in a warning.
 SHORTENED_WARNING_SEC = 0.5
 
@@ -148,6 +149,12 @@ def probe_stage(
     paths, renders = scan_inputs(spec.clips)
     reporter.begin("probe", f"Checking {_clips(len(paths))}")
     _warn_about_renders_left_out(renders, output, reporter)
+    for kind, chosen in unmatched_cleanup(spec, paths):
+        reporter.emit(make_warning("cleanup", (
+            f"{chosen} was chosen to {kind}, but it is none of the clips, nor a "
+            f"folder holding one, so nothing is {CLEANUP_DONE[kind]} for it. Check "
+            "the path, or add the clip."
+        ), chosen))  # fmt: skip
     if not paths:
         folders = [name for name in spec.clips if Path(name).expanduser().is_dir()]
         raise NoUsableClipsError(

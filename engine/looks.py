@@ -75,6 +75,19 @@ def mark_cleanup(timeline: otio.schema.Timeline, spec: JobSpec, style: Style) ->
             clip.metadata[META]["cleanup"] = kinds
 
 
+def unmatched_cleanup(spec: JobSpec, clips: list[Path]) -> list[tuple[str, str]]:
+    """The (kind, path) of each clip chosen for a clean-up that is none of the
+    job's clips nor a folder holding one: a typo, or a file left out of the job."""
+    inputs = [_normal(str(clip)) for clip in clips]
+    chosen = {"stabilize": spec.stabilize_clips, "denoise": spec.denoise_clips}
+    return [
+        (kind, path)
+        for kind, paths in chosen.items()
+        for path in paths
+        if not any(_inside(clip, _normal(path)) for clip in inputs)
+    ]
+
+
 def _paths(paths: list[str]) -> list[str]:
     return [_normal(path) for path in paths]
 

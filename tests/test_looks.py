@@ -16,7 +16,13 @@ import pytest
 
 from engine.errors import InvalidJobError
 from engine.frames import FrameTransform
-from engine.looks import apply_look_options, cleanup_filters, cleanup_of, mark_cleanup
+from engine.looks import (
+    apply_look_options,
+    cleanup_filters,
+    cleanup_of,
+    mark_cleanup,
+    unmatched_cleanup,
+)
 from engine.luts import check_lut, lut_names, lut_path, read_cube
 from engine.protocol import JobSpec
 from engine.styles import load_style, style_names
@@ -228,3 +234,20 @@ def test_clean_up_is_named_on_every_clip_or_on_the_chosen_ones(tmp_path: Path) -
     kinds = [cleanup_of(clip) for clip in track.find_clips()]
     assert kinds == [("stabilize", "denoise"), ("denoise",)]
     assert cleanup_filters(kinds[0])[0][0] == "nlmeans", "denoise before deshake"
+
+
+def test_a_clip_chosen_for_clean_up_that_is_no_clip_is_named(tmp_path: Path) -> None:
+    trip = tmp_path / "trip"
+    trip.mkdir()
+    clips = [trip / "a.mp4", trip / "b.mp4"]
+    for clip in clips:
+        clip.touch()
+    spec = JobSpec(
+        clips=[str(trip)], music="song.wav", output=str(tmp_path / "out.mp4"),
+        stabilize_clips=[str(trip / "a.mp4"), str(tmp_path / "typo.mp4")],
+        denoise_clips=[str(trip), str(tmp_path / "elsewhere")],
+    )  # fmt: skip
+    assert unmatched_cleanup(spec, clips) == [
+        ("stabilize", str(tmp_path / "typo.mp4")),
+        ("denoise", str(tmp_path / "elsewhere")),
+    ]

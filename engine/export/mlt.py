@@ -70,6 +70,8 @@ class _Project:
         self.root.append(_profile(self.fps, self.width, self.height))
         self.counts: Counter[str] = Counter()
         self.warnings: list[str] = []
+        # Stabilized clips, shown as filmed.
+        self.unstabilized: list[str] = []
 
     def add(
         self,
@@ -103,6 +105,13 @@ def write_mlt(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     video = _add_video_playlist(project, placements, joins, cuts)
     audio = _add_song(project, timeline.audio_tracks()[0][0], meta)
     _add_main_tractor(project, video, audio)
+    if project.unstabilized:
+        names = ", ".join(dict.fromkeys(project.unstabilized))
+        project.warnings.append(
+            "The MLT project does not stabilize: MLT's deshake filter crashes melt "
+            f"(seen with 7.12). {names} play as filmed there; add Shotcut's own "
+            "Stabilize filter to them."
+        )
     if push_in := push_in_warning(timeline, "MLT"):
         project.warnings.append(push_in)
     project.warnings += enhancement_warnings(timeline, "MLT")
@@ -171,11 +180,7 @@ def _add_chain(
         # NOTE: melt 7.12 crashes on about two renders in five with avfilter.deshake
         # (measured): left out, with a warning, rather than a project that crashes.
         cleanup = tuple(kind for kind in cleanup if kind != "stabilize")
-        project.warnings.append(
-            "The MLT project does not stabilize: MLT's deshake filter crashes melt "
-            f"(seen with 7.12). {os.path.basename(placement.path)} and any other "
-            "stabilized clip play as filmed; add Shotcut's own Stabilize filter."
-        )
+        project.unstabilized.append(os.path.basename(placement.path))
     _add_frame_filters(project, chain, facts, cleanup)
     return _Cut(chain.get("id", ""), offset)
 
