@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFontMetrics,
     QIcon,
     QPainter,
     QPaintEvent,
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 PATH_ROLE = Qt.ItemDataRole.UserRole
 # The second line under the name: "0:12 · 1920x1080 · 12.4 MB", or why not usable.
 DETAIL_ROLE = Qt.ItemDataRole.UserRole + 1
+# A folder's second line starts so: "Folder · 3 clips".
+FOLDER_PREFIX = "Folder · "
 STATE_ROLE = Qt.ItemDataRole.UserRole + 2
 # The clip_info event's fields, once described.
 INFO_ROLE = Qt.ItemDataRole.UserRole + 3
@@ -238,12 +241,16 @@ class ClipListWidget(FileDropTarget, QListWidget):
         icon = self.style().standardIcon(
             pixmap.SP_DirIcon if is_folder else pixmap.SP_FileIcon
         )
-        label = f"{path.name}  (folder: every clip inside)" if is_folder else path.name
-        item = QListWidgetItem(icon, label or str(path))
+        item = QListWidgetItem(icon, path.name or str(path))
         item.setData(PATH_ROLE, str(path))
         item.setData(STATE_ROLE, ClipState.PENDING)
-        item.setData(DETAIL_ROLE, "Looking for clips…" if is_folder else "Reading…")
-        item.setToolTip(str(path))
+        item.setData(
+            DETAIL_ROLE,
+            f"{FOLDER_PREFIX}looking for clips…" if is_folder else "Reading…",
+        )
+        item.setToolTip(
+            f"{path}\nFolder: every clip inside" if is_folder else str(path)
+        )
         return item
 
     def _item_for(self, path: str) -> QListWidgetItem | None:
@@ -302,7 +309,8 @@ class ClipListWidget(FileDropTarget, QListWidget):
         if unusable:
             detail += f", {unusable} not usable"
         item.setData(STATE_ROLE, ClipState.USABLE if finished else ClipState.PENDING)
-        item.setData(DETAIL_ROLE, detail if finished else f"{detail} so far…")
+        detail = FOLDER_PREFIX + (detail if finished else f"{detail} so far…")
+        item.setData(DETAIL_ROLE, detail)
 
     # Drops land on the viewport, which hands them to these handlers.
 
@@ -379,8 +387,12 @@ class ClipItemDelegate(QStyledItemDelegate):
 
         metrics = option.fontMetrics
         line = metrics.lineSpacing()
-        top = area.center().y() - line
         width = area.width()
+        detail = str(index.data(DETAIL_ROLE) or "")
+        # Why a clip is unusable takes two lines where the row has room for them.
+        room = 2 if unusable and area.height() >= 3 * line else 1
+        details = wrapped_lines(detail, metrics, width, room)
+        top = area.center().y() - line * (1 + len(details)) // 2
         flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         painter.save()
         painter.setPen(name_colour)
@@ -388,11 +400,32 @@ class ClipItemDelegate(QStyledItemDelegate):
         elide = Qt.TextElideMode.ElideMiddle
         painter.drawText(name_rect, flags, metrics.elidedText(name, elide, width))
         painter.setPen(detail_colour)
-        detail = str(index.data(DETAIL_ROLE) or "")
-        detail_rect = QRect(area.left(), top + line, width, line)
-        elide = Qt.TextElideMode.ElideRight
-        painter.drawText(detail_rect, flags, metrics.elidedText(detail, elide, width))
+        for number, text in enumerate(details, start=1):
+            painter.drawText(QRect(area.left(), top + number * line, width, line),
+                             flags, text)  # fmt: skip
         painter.restore()
+
+
+def wrapped_lines(text: str, metrics: QFontMetrics, width: int, most: int) -> list[str]:
+    """Text in at most `most` lines of width pixels, broken between words; the last
+    line elided if the text goes on."""
+    lines: list[str] = []
+    words = text.split()
+    while words and len(lines) < most - 1:
+        taken = 1
+        while (
+            taken < len(words)
+            and metrics.horizontalAdvance(" ".join(words[: taken + 1])) <= width
+        ):
+            taken += 1
+        if metrics.horizontalAdvance(" ".join(words[:taken])) > width:
+            break  # one word wider than the line: the last line elides it
+        lines.append(" ".join(words[:taken]))
+        words = words[taken:]
+    rest = " ".join(words)
+    if rest or not lines:
+        lines.append(metrics.elidedText(rest, Qt.TextElideMode.ElideRight, width))
+    return lines
 
 
 class SongLineEdit(FileDropTarget, PathLineEdit):

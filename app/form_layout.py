@@ -32,8 +32,10 @@ ICON_GAP = 4
 
 
 class ChoiceBox(QComboBox):
-    """A combo box that elides a choice too long for its width ("Follow the
-    subj…"), where QComboBox would cut it off; its list shows every choice whole."""
+    """A combo box that shows a choice too long for its width by its name alone,
+    without what its brackets add ("Final (full quality)" as "Final"), then elided
+    ("Follow the subj…"), where QComboBox would cut it off; its list shows every
+    choice whole."""
 
     def paintEvent(self, event: QPaintEvent) -> None:
         if self.isEditable():
@@ -49,10 +51,16 @@ class ChoiceBox(QComboBox):
         )
         if not option.currentIcon.isNull():
             field.setLeft(field.left() + option.iconSize.width() + ICON_GAP)
-        option.currentText = self.fontMetrics().elidedText(
-            option.currentText, Qt.TextElideMode.ElideRight, field.width()
-        )
+        option.currentText = self.shown_text(option.currentText, field.width())
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def shown_text(self, text: str, width: int) -> str:
+        """The choice as it fits in width pixels: whole, without its brackets, or
+        elided."""
+        metrics = self.fontMetrics()
+        if metrics.horizontalAdvance(text) > width and " (" in text:
+            text = text.split(" (", 1)[0]
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
 
 
 class OptionGrid(QGridLayout):

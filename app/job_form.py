@@ -53,7 +53,12 @@ from engine import protocol
 
 log = logging.getLogger(__name__)
 
-ASPECT_LABELS = {"16:9": "16:9 landscape", "9:16": "9:16 vertical", "1:1": "1:1 square"}
+# A combo box too narrow for a label shows it without its brackets (ChoiceBox).
+ASPECT_LABELS = {
+    "16:9": "16:9 (landscape)",
+    "9:16": "9:16 (vertical)",
+    "1:1": "1:1 (square)",
+}
 # Frame rates offered, by what they are for; NTSC rates make drop-frame timelines.
 FRAME_RATE_LABELS: dict[int | float, str] = {
     30: "30 fps",
@@ -69,9 +74,9 @@ QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full qu
 # The clips' own sound under the music, in dB below as recorded (None: off).
 CLIP_AUDIO_LABELS: dict[float | None, str] = {
     None: "Off (music only)",
-    -18.0: "Quiet, far under the music (-18 dB)",
+    -18.0: "Quiet (-18 dB, far under the music)",
     -12.0: "Under the music (-12 dB)",
-    -6.0: "Loud, close to the music (-6 dB)",
+    -6.0: "Loud (-6 dB, close to the music)",
 }
 REFRAME_LABELS = {
     "off": "Off (crop in the centre)",

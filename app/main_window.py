@@ -33,7 +33,7 @@ from app.job_records import JobStatus, JobStoreError
 from app.job_schema import data_dir, default_store_path
 from app.job_store import JobStore
 from app.job_text import ERROR_STYLE, NOTE_STYLE, describe_summary, format_eta
-from app.queue_panel import RenderQueuePanel
+from app.queue_panel import DETAILS_MAX_HEIGHT, RenderQueuePanel
 from app.render_queue import RenderQueue
 from app.settings import (
     AppSettings,
@@ -147,6 +147,9 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 4)
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
+        self.splitter = splitter
+        self._sizes_before_details: list[int] | None = None
+        self.queue_panel.details_button.toggled.connect(self._make_room_for_details)
         self.setCentralWidget(central)
         self.export_controller = ExportController(
             self.exports, self.queue_panel.selected_record, self
@@ -161,6 +164,21 @@ class MainWindow(QMainWindow):
         self.queue.start_waiting_jobs()
 
     # Building the window
+
+    def _make_room_for_details(self, shown: bool) -> None:
+        """Unfolded details take their height from the form, down to its minimum,
+        rather than leave the queue a row; folded, the form gets it back."""
+        if not shown:
+            if self._sizes_before_details is not None:
+                self.splitter.setSizes(self._sizes_before_details)
+                self._sizes_before_details = None
+            return
+        top, bottom = self.splitter.sizes()
+        spare = top - self.form.minimumSizeHint().height()
+        give = max(0, min(DETAILS_MAX_HEIGHT, spare))
+        if give:
+            self._sizes_before_details = [top, bottom]
+            self.splitter.setSizes([top - give, bottom + give])
 
     def _build_queue_box(self) -> QGroupBox:
         box = QGroupBox("Render queue")

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.job_form import QUALITY_LABELS
 from app.settings import (
     MAX_MEMORY_LIMIT_MB,
     MAX_RENDERS_AT_ONCE,
@@ -29,7 +30,6 @@ from app.settings import (
 )
 from engine import protocol
 
-QUALITY_LABELS = {"preview": "Preview (fast, smaller)", "final": "Final (full quality)"}
 DIRECTOR_URL_HINT = "Optional: http://localhost:11434/v1 (Ollama), :1234/v1 (LM Studio)"
 # The dialog opens wide enough to show such a path, or the saved one up to
 # MAX_SHOWN_PATH_CHARS, and the URL hint uncut. Padding covers a line edit's

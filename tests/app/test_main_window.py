@@ -15,6 +15,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
+from app.drop_widgets import DETAIL_ROLE
 from app.engine_process import EngineCommand
 from app.job_records import JobStatus
 from app.job_store import JobStore
@@ -73,7 +74,9 @@ def test_dropped_files_and_folders_are_listed(make_window, media):
     assert entered and dropped
     assert window.form.clip_list.paths() == [str(media["clip"]), str(media["folder"])]
     assert window.form.clip_list.item(0).text() == "beach.mp4"
-    assert "folder" in window.form.clip_list.item(1).text()
+    folder = window.form.clip_list.item(1)
+    assert folder.text() == media["folder"].name
+    assert folder.data(DETAIL_ROLE).startswith("Folder · ")
     assert window.form.clip_count_label.text() == "2 items"
 
 

@@ -114,7 +114,7 @@ def test_dropped_clips_show_their_facts_and_the_unusable_why(qtbot, form, tmp_pa
         assert reason in row.data(DETAIL_ROLE).lower()
         assert reason in row.toolTip()
     assert clip_list.paths() == [str(clip), str(text), str(empty), str(folder)]
-    assert rows[3].data(DETAIL_ROLE) == "2 clips"
+    assert rows[3].data(DETAIL_ROLE) == "Folder · 2 clips"
     assert form.clip_count_label.text() == "4 items, 3 usable clips"
     qtbot.waitUntil(lambda: not form.inspector.is_busy())
 

@@ -13,6 +13,8 @@ from PySide6.QtCore import QPoint, QSize, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
+from app.drop_widgets import wrapped_lines
+from app.form_layout import ChoiceBox
 from app.main_window import MainWindow
 from app.path_edit import elide_path
 
@@ -160,3 +162,43 @@ def test_the_path_fields_show_the_whole_path_in_their_tooltip(make_window):
 
     assert form.song_edit.toolTip() == SONG
     assert form.output_edit.toolTip() == form.output_edit.text()
+
+
+def test_a_narrow_choice_shows_its_name_without_the_brackets(qtbot):
+    box = ChoiceBox()
+    qtbot.addWidget(box)
+    metrics = box.fontMetrics()
+    label = "Final (full quality)"
+    # A pixel or two of room: elidedText counts fractional widths.
+    wide = metrics.horizontalAdvance(label) + 2
+    narrow = metrics.horizontalAdvance("Final") + 2
+    assert box.shown_text(label, wide) == label
+    assert box.shown_text(label, narrow) == "Final"
+    assert box.shown_text("Follow the subject", narrow).endswith("…")
+
+
+def test_a_reason_wraps_onto_two_lines_and_ends_elided(qtbot):
+    metrics = QFontMetrics(QApplication.font())
+    reason = (
+        "The file is empty (0 bytes); it may not have finished copying. Copy it "
+        "again from the camera."
+    )
+    width = metrics.horizontalAdvance("The file is empty (0 bytes); it may")
+    lines = wrapped_lines(reason, metrics, width, 2)
+    assert len(lines) == 2
+    assert lines[0].startswith("The file is empty") and lines[1].endswith("…")
+    assert all(metrics.horizontalAdvance(line) <= width for line in lines)
+    assert wrapped_lines("Reading…", metrics, width, 2) == ["Reading…"]
+
+
+def test_unfolded_details_take_room_from_the_form_not_the_queue(qtbot, make_window):
+    window = make_window()
+    settle(qtbot, window, DEFAULT_SIZE)
+    before = window.splitter.sizes()
+
+    window.queue_panel.details_button.setChecked(True)
+    unfolded = window.splitter.sizes()
+    window.queue_panel.details_button.setChecked(False)
+
+    assert unfolded[1] > before[1] and unfolded[0] < before[0]
+    assert window.splitter.sizes() == before
