@@ -172,6 +172,20 @@ def _clip_audio_db(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a level in dB") from error
 
 
+def _level_given_or_default(argv: list[str]) -> list[str]:
+    """`--clip-audio clip.mp4` is the default level and a clip: argparse would take
+    the clip's name for the level, since the level may be left out."""
+    fixed = list(argv)
+    for index, arg in enumerate(argv[:-1]):
+        following = argv[index + 1]
+        if arg == "--clip-audio" and not following.startswith("-"):
+            try:
+                float(following)
+            except ValueError:
+                fixed[index] = f"--clip-audio={-DEFAULT_CLIP_AUDIO_DB:g}"
+    return fixed
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
@@ -180,8 +194,12 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(_level_given_or_default(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
     # Warnings and failures reach the user as events; the log is for -v.
     logging.basicConfig(
         stream=sys.stderr,

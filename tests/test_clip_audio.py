@@ -296,6 +296,19 @@ def test_the_level_is_stored_in_the_job_and_set_by_the_cli() -> None:
     assert JobSpec.from_json(spec.to_json()).clip_audio_db == -18.0
 
 
+def test_a_clip_after_the_clip_sound_option_is_a_clip_not_its_level() -> None:
+    from engine.cli import parse_arguments
+
+    args = parse_arguments(
+        ["render", "--clip-audio", "a.mp4", "b.mp4", "--music", "s.wav", "-o", "o.mp4"]
+    )
+    assert args.clip_audio == -12.0 and args.clips == ["a.mp4", "b.mp4"]
+    args = parse_arguments(
+        ["render", "--clip-audio", "-6", "a.mp4", "--music", "s.wav", "-o", "o.mp4"]
+    )
+    assert args.clip_audio == -6.0 and args.clips == ["a.mp4"]
+
+
 def test_a_clip_cut_short_goes_quiet_where_its_sound_ends(tmp_path: Path) -> None:
     write_marker_clip(tmp_path / "whole.mkv", frames=100, fps=25, audio=True)
     size = (tmp_path / "whole.mkv").stat().st_size
