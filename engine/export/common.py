@@ -156,7 +156,8 @@ def common_warnings(
     if not markers and len(timeline.tracks.markers):
         warnings.append(
             f"{format_name} holds no markers: the {len(timeline.tracks.markers)} beat "
-            "markers are in the .otio, FCP 7 XML and FCPXML exports."
+            "markers are in the .otio (and in FCP 7 XML and FCPXML, where those are "
+            "exported)."
         )
     song = song_clip(timeline)
     fade = float(song.metadata.get(META, {}).get("fade_out_sec", 0.0)) if song else 0.0

@@ -117,8 +117,8 @@ def write_mlt(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     project.warnings += enhancement_warnings(timeline, "MLT")
     if markers := len(timeline.tracks.markers):
         project.warnings.append(
-            f"MLT has no markers: the {markers} beat markers are in the .otio, "
-            "FCP 7 XML and FCPXML exports."
+            f"MLT has no markers: the {markers} beat markers are in the .otio "
+            "(and in FCP 7 XML and FCPXML, where those are exported)."
         )
     ET.indent(project.root)
     text = ET.tostring(project.root, encoding="unicode", xml_declaration=True)
