@@ -213,6 +213,13 @@ class ClipListWidget(FileDropTarget, QListWidget):
             if item is not None and item.data(STATE_ROLE) == ClipState.PENDING:
                 self._show_folder_count(item, finished=True)
 
+    def all_checked(self) -> bool:
+        """Whether every listed file and folder has been described."""
+        return all(
+            self.item(row).data(STATE_ROLE) != ClipState.PENDING
+            for row in range(self.count())
+        )
+
     def usable_count(self) -> int:
         """Files described as usable, counting the clips inside folders."""
         count = 0

@@ -118,6 +118,8 @@ class JobFormWidget(QWidget):
         self._output_dir = output_dir or default_output_dir()
         self._default_output = ""
         self._analysed_song = ""
+        # Why the chosen song cannot be used, once the inspector has said so.
+        self._song_problem = ""
         self._song_duration_sec = 0.0
         self._inspect_command = inspect_command
         self.inspector = MediaInspector(inspect_command, self)
@@ -379,6 +381,21 @@ class JobFormWidget(QWidget):
             **self.looks.job_fields(),
         )
 
+    def known_problem(self) -> str:
+        """Why the job would fail at once, as far as the inspector has told: no
+        usable clip among those all checked, or a song it could not read; "" when
+        none is known (the engine checks again)."""
+        clips = self.clip_list
+        if clips.count() and clips.all_checked() and not clips.usable_count():
+            return (
+                "None of the clips can be used (the list says why for each). "
+                "Add video files or pictures that open in a player."
+            )
+        song = self.song_edit.text().strip()
+        if self._song_problem and song and os.path.abspath(song) == self._analysed_song:
+            return f"The song cannot be used: {self._song_problem}"
+        return ""
+
     def analyse_song(self) -> None:
         """Describe the song in the music field, unless it already is."""
         self._song_timer.stop()
@@ -387,6 +404,7 @@ class JobFormWidget(QWidget):
         if song_path == self._analysed_song:
             return
         self._analysed_song = ""
+        self._song_problem = ""
         self.tempo_label.clear()
         if not song or not os.path.isfile(song_path):
             self.waveform_view.clear()
@@ -423,6 +441,8 @@ class JobFormWidget(QWidget):
         if info["path"] != self._analysed_song:
             return  # a song the user has since replaced
         self.waveform_view.show_music(info)
+        if not info.get("ok"):
+            self._song_problem = str(info.get("message") or "it holds no music")
         if isinstance(info.get("duration_sec"), (int, float)):
             self._song_duration_sec = float(info["duration_sec"])
             self._refresh_upscale_estimate()
@@ -437,6 +457,7 @@ class JobFormWidget(QWidget):
     def _on_inspection_failed(self, path: str, message: str) -> None:
         if path == self._analysed_song:
             self.waveform_view.show_error(message)
+            self._song_problem = message
         self.clip_list.show_inspection_failed(path, message)
         self._update_clip_count()
 
@@ -450,6 +471,8 @@ class JobFormWidget(QWidget):
         usable = self.clip_list.usable_count()
         if usable:
             text += f", {usable} usable clip{'s' if usable != 1 else ''}"
+        elif count and self.clip_list.all_checked():
+            text += ", none usable"
         self.clip_count_label.setText(text)
 
     def _update_style_description(self) -> None:

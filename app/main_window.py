@@ -258,6 +258,9 @@ class MainWindow(QMainWindow):
                 director_url=self.settings.director_url,
                 director_model=self.settings.director_model,
             )
+            problem = self.form.known_problem()
+            if problem:
+                raise protocol.JobSpecError(problem)
             output = Path(spec.output).expanduser()
             output.parent.mkdir(parents=True, exist_ok=True)
         except protocol.JobSpecError as error:

@@ -169,6 +169,21 @@ def test_create_without_clips_explains_in_the_window(make_window, store):
     assert window.create_button.isEnabled()
 
 
+def test_create_with_a_known_problem_explains_it_instead_of_queueing(
+    make_window, media, store, monkeypatch
+):
+    window = make_window()
+    fill_form(window, media)
+    monkeypatch.setattr(
+        window.form, "known_problem", lambda: "None of the clips can be used (...)."
+    )
+
+    assert window.create_job() is None
+
+    assert window.error_label.text() == "None of the clips can be used (...)."
+    assert store.list_jobs() == []
+
+
 def test_render_shows_progress_and_stays_responsive(
     qtbot, make_window, media, stub_command, store
 ):

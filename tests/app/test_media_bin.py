@@ -218,6 +218,20 @@ def test_a_song_that_is_not_audio_shows_why(qtbot, form, tmp_path):
     assert "lyrics.mp3" in view.message()
     assert form.tempo_label.text() == ""
     assert painted_colours(view) > 1
+    assert form.known_problem().startswith("The song cannot be used: lyrics.mp3")
+
+
+def test_clips_that_are_all_unusable_are_a_known_problem(qtbot, form, tmp_path):
+    """Create montage can say so at once instead of queueing a job that fails."""
+    write_empty(tmp_path / "empty.mp4")
+    write_text_as_video(tmp_path / "notes.mp4")
+
+    form.clip_list.add_paths([tmp_path / "empty.mp4", tmp_path / "notes.mp4"])
+    assert form.known_problem() == ""  # not yet checked: the engine decides
+    qtbot.waitUntil(form.clip_list.all_checked, timeout=CLIPS_TIMEOUT_MS)
+
+    assert form.known_problem().startswith("None of the clips can be used")
+    assert form.clip_count_label.text() == "2 items, none usable"
 
 
 def test_the_waveform_view_paints_every_state(qtbot):
