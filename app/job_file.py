@@ -7,6 +7,7 @@ ready to check and queue with Create montage.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -33,13 +34,25 @@ class JobFileError(Exception):
 def read_job_file(path: Path) -> protocol.JobSpec:
     """The job in a .montage (or engine job.json) file."""
     try:
-        return protocol.JobSpec.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        # ValueError covers JobSpecError and a file that is not UTF-8 text.
-        raise JobFileError(
-            f"Could not open the job file {path}: {error} Choose a .montage file "
-            "saved by Montage AI."
-        ) from error
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except OSError as error:
+        raise _unreadable(path, error.strerror or str(error)) from error
+    except ValueError as error:
+        # Not UTF-8 text, or not JSON: the parser's position means nothing here.
+        cause = "it is not a job file (damaged, or another kind of file)"
+        raise _unreadable(path, cause) from error
+    try:
+        return protocol.JobSpec.from_json(text)
+    except protocol.JobSpecError as error:
+        raise _unreadable(path, str(error).rstrip(".")) from error
+
+
+def _unreadable(path: Path, cause: str) -> JobFileError:
+    return JobFileError(
+        f"Could not open the job file {path}: {cause}. Choose a .montage file saved "
+        "by Montage AI."
+    )
 
 
 def write_job_file(spec: protocol.JobSpec, path: Path) -> Path:
@@ -114,6 +127,7 @@ class JobFileActions(QObject):
         except JobFileError as error:
             log.warning("%s", error)
             self._show_error(str(error))
+            self._show_message("")  # an earlier "Opened ..." is no longer true
             return False
         left_out = fill_form(self._form, spec)
         message = f"Opened {path.name}: press Create montage to render it."

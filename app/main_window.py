@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine_process import EngineCommand
-from app.export_menu import ExportController
+from app.export_menu import STATUS_MESSAGE_MS, ExportController
 from app.job_file import JobFileActions
 from app.job_form import JobFormWidget
 from app.job_records import JobStatus, JobStoreError
@@ -203,10 +203,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.queue_panel, 1)
         return box
 
+    def show_status(self, message: str) -> None:
+        """A passing note in the status bar; it clears itself."""
+        self.statusBar().showMessage(message, STATUS_MESSAGE_MS)
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.job_files = JobFileActions(
-            self.form, self._show_error, self.statusBar().showMessage, self
+            self.form, self._show_error, self.show_status, self
         )
         file_menu.addActions(self.job_files.actions())
         file_menu.addSeparator()
@@ -290,12 +294,14 @@ class MainWindow(QMainWindow):
             self.apply_settings(dialog.settings())
 
     def apply_settings(self, settings: AppSettings) -> None:
-        """Use and save new settings."""
-        self.settings = settings
+        """Use and save new settings. The form's quality follows a changed default;
+        a choice made in the form stays when other settings change."""
+        previous, self.settings = self.settings, settings
         self.queue.set_limits(settings.renders_at_once, settings.memory_limit_mb)
         self.queue.director_key = settings.director_key
         self.form.set_output_dir(Path(settings.output_dir))
-        self._select_quality(settings.default_quality)
+        if settings.default_quality != previous.default_quality:
+            self._select_quality(settings.default_quality)
         try:
             save_settings(settings, self._settings_file)
         except OSError as error:

@@ -75,7 +75,8 @@ def test_options_the_form_cannot_show_are_named(make_window, job, tmp_path):
 @pytest.mark.parametrize(
     "content, cause",
     [
-        ("not json", "not valid JSON"),
+        ("not json", "it is not a job file (damaged, or another kind of file)."),
+        ("{'clips': 1}", "it is not a job file"),
         (json.dumps({"clips": ["a.mp4"], "music": "s.ogg"}), "incomplete"),
         (json.dumps({"clips": [], "music": "s.ogg", "output": "o.mp4"}), "no clips"),
     ],
@@ -92,7 +93,18 @@ def test_a_broken_job_file_is_explained_in_the_window(
     assert window.error_label.isVisible()
     assert str(path) in window.error_label.text()
     assert cause in window.error_label.text()
+    assert "Expecting" not in window.error_label.text()
     assert window.form.clip_list.count() == 0
+
+
+def test_a_failed_open_clears_the_note_of_the_last_one(make_window, tmp_path):
+    window = make_window()
+    window.show_status("Opened myjob.montage: press Create montage to render it.")
+    (tmp_path / "bad.montage").write_text("{", encoding="utf-8")
+
+    assert not window.job_files.open(tmp_path / "bad.montage")
+
+    assert window.statusBar().currentMessage() == ""
 
 
 def test_a_missing_job_file_is_explained(make_window, tmp_path):

@@ -344,6 +344,17 @@ def test_settings_apply_to_the_queue_and_are_saved(make_window, tmp_path):
     assert load_settings(tmp_path / "config" / "settings.json") == new
 
 
+def test_other_settings_leave_the_quality_chosen_in_the_form(make_window):
+    window = make_window()
+    quality = window.form.quality_combo
+    quality.setCurrentIndex(quality.findData("preview"))
+    assert window.settings.default_quality == "final"
+
+    window.apply_settings(dataclasses.replace(window.settings, renders_at_once=2))
+
+    assert quality.currentData() == "preview"
+
+
 def test_the_settings_dialog_reads_back_what_it_shows(qtbot):
     dialog = SettingsDialog(AppSettings(output_dir="/videos"))
     qtbot.addWidget(dialog)
