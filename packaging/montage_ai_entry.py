@@ -12,6 +12,10 @@ import os
 import sys
 
 ENGINE_ENV = "MONTAGE_AI_ENGINE"
+# First arguments that make the executable the `montage-ai` command line; any
+# other is a job file for the window to open.
+CLI_WORDS = ("render", "export", "styles", "looks", "analyze", "warm-up", "-h",
+             "--help")  # fmt: skip
 # The same as packaging/frozen_numba_cache.py's LOCATORS, named here so that numba
 # is not imported before the engine has set NUMBA_CACHE_DIR.
 NUMBA_LOCATORS = (
@@ -52,6 +56,11 @@ def main() -> int:
         os.environ.setdefault("NUMBA_CACHE_LOCATOR_CLASSES", NUMBA_LOCATORS)
     if os.environ.get(ENGINE_ENV):
         return run_engine(sys.argv[1:])
+    if sys.argv[1:2] and sys.argv[1] in CLI_WORDS:
+        # `montage-ai/montage-ai render ...` in the unpacked folder, as installed.
+        from engine.cli import main as cli_main
+
+        return cli_main(sys.argv[1:])
     from app.main import main as app_main
 
     return app_main()

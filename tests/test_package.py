@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -119,6 +120,21 @@ def test_the_entry_point_runs_each_engine_tool(tmp_path: Path) -> None:
     (failed,) = events_of(refused.stdout)
     assert failed.kind is EventKind.FAILED and failed.data["code"] == "invalid_job"
     assert refused.returncode != 0
+
+
+def test_the_entry_point_is_the_command_line_when_given_a_command(
+    tmp_path: Path,
+) -> None:
+    """The unpacked bundle's executable, run in place: `montage-ai/montage-ai
+    render ...` or `--help` is the command line, not a job file to open."""
+    env = private_env(tmp_path)
+    entry = [sys.executable, str(ENTRY)]
+
+    styles = run_tool([*entry, "styles"], env)
+    usage = run_tool([*entry, "--help"], env)
+
+    assert styles.returncode == 0 and "dynamic" in styles.stdout
+    assert usage.returncode == 0 and "render" in usage.stdout
 
 
 def test_the_entry_point_without_engine_mode_opens_the_window(tmp_path: Path) -> None:
@@ -305,4 +321,7 @@ def _assert_licences(app_dir: Path) -> None:
     assert "libx264" in text and "libx265" in text
     assert "GNU LESSER GENERAL PUBLIC LICENSE" in text
     assert "GNU GENERAL PUBLIC LICENSE" in (app_dir / "LICENSE.txt").read_text()
-    assert list((app_dir / "source").glob("montage-ai-*-src.tar.gz"))
+    [source] = (app_dir / "source").glob("montage-ai-*-src.tar.gz")
+    with tarfile.open(source) as archive:
+        tops = {name.split("/")[0] for name in archive.getnames()}
+    assert tops == {source.name.removesuffix("-src.tar.gz")}  # one folder

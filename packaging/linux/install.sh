@@ -2,7 +2,8 @@
 # Installs Montage AI for this user from the unpacked bundle: the app into
 # PREFIX/lib/montage-ai, a menu entry that also opens .montage job files, the icons,
 # and the `montage-ai` command line in PREFIX/bin; then compiles the music analysis
-# once (about a minute). PREFIX is ~/.local unless --prefix says otherwise.
+# once (about 20 s). PREFIX is ~/.local unless --prefix says otherwise. Uninstalling
+# also removes the cache (analyses and upscaled frames, made again on need).
 #   sh install.sh [--prefix DIR] [--no-warm-up]
 #   sh install.sh --uninstall [--prefix DIR]
 set -eu
@@ -52,7 +53,11 @@ uninstall() {
     -o -name application-x-montage-ai-job.png \) -delete 2>/dev/null || true
   rm -rf "$app_dir"
   refresh_caches
-  echo "Montage AI removed from $prefix (your montages, jobs and settings stay)."
+  # platformdirs' user cache folder, the app's own; never a folder of another
+  # name, such as one MONTAGE_AI_CACHE_DIR names.
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/montage-ai"
+  rm -rf "$cache"
+  echo "Montage AI removed from $prefix, and its cache $cache (your montages, jobs and settings stay)."
 }
 
 copy_app() {
@@ -89,10 +94,14 @@ copy_app
 install_desktop_files
 refresh_caches
 if [ "$warm_up" = 1 ]; then
-  echo "Compiling the music analysis once (about a minute)..."
+  echo "Compiling the music analysis once (about 20 s)..."
   "$command_file" warm-up
 fi
-echo "Montage AI is installed: find it in your applications menu, or run $app_dir/montage-ai."
+case ":${XDG_DATA_DIRS:-/usr/local/share:/usr/share}:$HOME/.local/share:" in
+  *":$share:"*) where="find it in your applications menu" ;;
+  *) where="its menu entry is in $share/applications, which your desktop reads only if that folder's parent is in XDG_DATA_DIRS" ;;
+esac
+echo "Montage AI is installed: $where, or run $app_dir/montage-ai."
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
   *) echo "Add $prefix/bin to your PATH to use the montage-ai command line." ;;
