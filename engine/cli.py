@@ -16,13 +16,16 @@ from engine.protocol import (
     FITS,
     QUALITIES,
     REFRAMES,
+    TIMECODE_FORMATS,
     TRANSITIONS,
     UPSCALES,
     Event,
     EventKind,
     JobSpec,
     JobSpecError,
+    frame_rate,
     parse_export_formats,
+    timecode_rate_problem,
 )
 
 BAR_WIDTH = 30
@@ -316,7 +319,7 @@ def render(args: argparse.Namespace) -> int:
             quality=args.quality,
             seed=args.seed,
             chronological=args.chronological,
-            export=args.export,
+            export=_formats_the_rate_allows(args.export, args.fps),
             clip_audio_db=args.clip_audio,
             director_url=args.director_url,
             director_model=args.director_model,
@@ -337,6 +340,17 @@ def render(args: argparse.Namespace) -> int:
     install_signal_handlers()
     emit = emit_line if args.json else TerminalProgress(sys.stderr).show
     return run_spec(spec, emit)
+
+
+def _formats_the_rate_allows(formats: list[str], fps: float) -> list[str]:
+    """Every format asked (`all`) means every one this rate allows: those that count
+    in timecode go, with a note, where timecode has no such rate. Formats named
+    one by one are kept, and a rate they cannot hold is refused."""
+    problem = timecode_rate_problem(frame_rate(fps), formats)
+    if not problem or not set(EXPORT_FORMATS) <= set(formats):
+        return formats
+    sys.stderr.write(f"montage-ai: not written: {problem}\n")
+    return [name for name in formats if name not in TIMECODE_FORMATS]
 
 
 class TerminalProgress:

@@ -428,6 +428,20 @@ def test_a_finished_timeline_at_such_a_rate_exports_what_it_can(
     assert exports["mlt"].files and exports["csv"].files
 
 
+def test_all_at_such_a_rate_writes_every_format_it_can(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--export all` at 15 fps leaves out the formats that count in timecode and
+    says so; naming one of them at that rate is still refused."""
+    from engine.cli import _formats_the_rate_allows
+
+    every = parse_export_formats("all")
+    assert _formats_the_rate_allows(every, 15) == ["otio", "mlt", "csv"]
+    assert "not written: FCP 7 XML, FCPXML and CMX 3600 EDL" in capsys.readouterr().err
+    assert _formats_the_rate_allows(every, 30) == every
+    assert _formats_the_rate_allows(["edl", "csv"], 15) == ["edl", "csv"]
+
+
 def test_all_formats_may_be_named_with_all() -> None:
     assert parse_export_formats("all,edl") == parse_export_formats("all")
     assert parse_export_formats("edl, csv") == ["edl", "csv"]
