@@ -7,6 +7,7 @@ ready to check and queue with Create montage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -14,9 +15,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QFileDialog
+from PySide6.QtWidgets import QFileDialog
 
 from app.job_form import JobFormWidget
+from app.look_options import select_data
 from engine import protocol
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,12 @@ JOB_FILE_SUFFIX = ".montage"
 JOB_FILE_FILTER = f"Montage AI job (*{JOB_FILE_SUFFIX})"
 # Job fields the form has no control for: kept out of it, and named when set.
 FIELDS_NOT_IN_FORM = ("fit", "size", "chronological", "export")
+# The form's combo box for each of these job fields.
+COMBO_OF_FIELD = {
+    "clip_audio_db": "clip_audio_combo",
+    "reframe": "reframe_combo",
+    "upscale": "upscale_combo",
+}
 
 
 class JobFileError(Exception):
@@ -74,28 +82,27 @@ def fill_form(form: JobFormWidget, spec: protocol.JobSpec) -> list[str]:
     form.clip_list.clear_clips()
     form.clip_list.add_paths(Path(clip) for clip in spec.clips)
     form.song_edit.setText(spec.music)
-    _select(form.style_combo, spec.style)
+    select_data(form.style_combo, spec.style)
     form.prompt_edit.setText(spec.prompt)
     form.duration_spin.setValue(round(spec.duration_sec or 0))
-    _select(form.aspect_combo, spec.aspect)
-    _select(form.fps_combo, spec.fps)
-    _select(form.quality_combo, spec.quality)
+    select_data(form.aspect_combo, spec.aspect)
+    select_data(form.fps_combo, spec.fps)
+    select_data(form.quality_combo, spec.quality)
     if spec.seed is not None:
         form.seed_spin.setValue(spec.seed)
     # A name that differs from the generated one is kept as the user's choice.
     form.output_edit.setText(spec.output)
+    left_out = form.looks.show_job_fields(dataclasses.asdict(spec))
+    for name in ("clip_audio_db", "reframe", "upscale"):
+        combo = getattr(form, COMBO_OF_FIELD[name])
+        if not select_data(combo, getattr(spec, name)):
+            left_out.append(f"{name}={getattr(spec, name)!r}")
     defaults = protocol.JobSpec(clips=["-"], music="-", output="-.mp4")
-    return [
+    return left_out + [
         f"{name}={getattr(spec, name)}"
         for name in FIELDS_NOT_IN_FORM
         if getattr(spec, name) != getattr(defaults, name)
     ]
-
-
-def _select(combo: QComboBox, value: object) -> None:
-    index = combo.findData(value)
-    if index >= 0:
-        combo.setCurrentIndex(index)
 
 
 class JobFileActions(QObject):

@@ -7,6 +7,7 @@ clip's own stabilize and denoise are set from the clip list's context menu.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -109,6 +110,35 @@ class LookOptions:
             "denoise_clips": cleanup_paths(self.clip_list, "denoise"),
         }
 
+    def show_job_fields(self, fields: dict[str, Any]) -> list[str]:
+        """Choose what job fields (as job_fields gives them) say; returns, as
+        "name=value", those the choices cannot show."""
+        left_out = []
+        lut = str(fields.get("lut") or "")
+        if self.lut_combo.findData(lut) < 0 and lut.lower().endswith(".cube"):
+            self.use_lut_file(lut)
+        combos = {
+            "lut": self.lut_combo,
+            "transition": self.transition_combo,
+            "downbeat_flash": self.flash_combo,
+            "slow_motion": self.slow_motion_combo,
+            "stabilize": self.stabilize_combo,
+            "denoise": self.denoise_combo,
+        }
+        for name, combo in combos.items():
+            if not select_data(combo, fields.get(name)):
+                left_out.append(f"{name}={fields.get(name)!r}")
+        for kind in CLEANUP_LABELS:
+            chosen = {os.path.abspath(path) for path in fields.get(f"{kind}_clips", [])}
+            for row in range(self.clip_list.count()):
+                item = self.clip_list.item(row)
+                path = os.path.abspath(str(item.data(PATH_ROLE)))
+                if path in chosen:
+                    set_cleanup(item, kind, True)
+                    chosen.discard(path)
+            left_out += [f"{kind}_clips={path}" for path in sorted(chosen)]
+        return left_out
+
     def use_lut_file(self, path: str) -> None:
         """Offer a user's .cube in the look menu, and choose it."""
         index = self.lut_combo.findData(path)
@@ -165,6 +195,15 @@ def set_cleanup(item: QListWidgetItem, kind: str, on: bool) -> None:
     item.setData(CLEANUP_ROLE, kinds)
     marks = ", ".join(CLEANUP_LABELS[k].lower() for k in CLEANUP_LABELS if k in kinds)
     item.setText(item.data(NAME_ROLE) + (f"  ({marks})" if marks else ""))
+
+
+def select_data(combo: QComboBox, value: object) -> bool:
+    """Choose the combo's item whose data is value; False if it has none."""
+    for index in range(combo.count()):
+        if combo.itemData(index) == value:
+            combo.setCurrentIndex(index)
+            return True
+    return False
 
 
 def cleanup_paths(clip_list: QListWidget, kind: str) -> list[str]:

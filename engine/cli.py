@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("styles", help="list the styles")
     commands.add_parser("looks", help="list the colour looks (LUTs)")
-    analyze = commands.add_parser("analyze", help="tempo, beats and downbeats as JSON")
+    analyze = commands.add_parser(
+        "analyze", help="tempo, beats, downbeats and sections as JSON"
+    )
     analyze.add_argument("song")
     commands.add_parser(
         "warm-up", help="compile the music analysis once, after install"

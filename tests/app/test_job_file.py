@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,16 @@ def job(tmp_path: Path) -> protocol.JobSpec:
         fps=29.97,
         quality="preview",
         seed=42,
+        lut="cool",
+        transition="whip",
+        downbeat_flash=True,
+        slow_motion=0.5,
+        stabilize=False,
+        denoise=True,
+        stabilize_clips=[str(clips[1])],
+        clip_audio_db=-6.0,
+        reframe="calm",
+        upscale="auto",
     )
 
 
@@ -45,8 +56,23 @@ def test_a_job_file_fills_the_form_as_saved(make_window, job, tmp_path):
 
     spec = window.form.build_job_spec()
     assert spec == job
-    assert "trip.montage" in window.statusBar().currentMessage()
+    message = window.statusBar().currentMessage()
+    assert "trip.montage" in message and "not kept" not in message
     assert window.form.clip_list.count() == 2
+
+
+def test_what_the_form_cannot_show_is_named_not_dropped_silently(
+    make_window, job, tmp_path
+):
+    odd = dataclasses.replace(job, slow_motion=0.75, lut="",
+                              denoise_clips=[str(tmp_path / "elsewhere.mp4")])  # fmt: skip
+    window = make_window()
+
+    assert window.job_files.open(_written(odd, tmp_path / "odd.montage"))
+
+    message = window.statusBar().currentMessage()
+    assert "slow_motion=0.75" in message
+    assert f"denoise_clips={tmp_path / 'elsewhere.mp4'}" in message
 
 
 def test_the_form_saves_a_job_file_that_reads_back(make_window, job, tmp_path):
@@ -61,6 +87,7 @@ def test_the_form_saves_a_job_file_that_reads_back(make_window, job, tmp_path):
 
 def test_options_the_form_cannot_show_are_named(make_window, job, tmp_path):
     job.fit = "fit"
+    job.reframe = "off"  # a window that follows the subject needs a crop
     job.export = ["otio", "edl"]
     window = make_window()
 
