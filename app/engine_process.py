@@ -396,9 +396,10 @@ class EngineProcess(ProcessOutputReader, QObject):
                 "try again."
             )
         return (
-            "Something outside Montage AI stopped it (the system recorded no "
-            "out-of-memory kill): another program or a user ended the process. "
-            "Try again."
+            "Something outside Montage AI stopped it: the kernel recorded no "
+            "out-of-memory kill, so a user or another program ended it, perhaps a "
+            "memory monitor such as systemd-oomd or earlyoom. If memory ran low, "
+            "close other programs or choose preview quality; then try again."
         )
 
     # Events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -154,9 +155,15 @@ def _add_look_arguments(render: argparse.ArgumentParser) -> None:
         )
 
 
+class EveryFormat(list[str]):
+    """The formats of `--export all`: every one the montage's rate allows."""
+
+
 def export_formats(text: str) -> list[str]:
     try:
-        return parse_export_formats(text)
+        names = parse_export_formats(text)
+        said = {word.strip().lower() for word in text.split(",")}
+        return EveryFormat(names) if "all" in said else names
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
 
@@ -183,11 +190,10 @@ def _level_given_or_default(argv: list[str]) -> list[str]:
     fixed = list(argv)
     for index, arg in enumerate(argv[:-1]):
         following = argv[index + 1]
-        if arg == "--clip-audio" and not following.startswith("-"):
-            try:
-                float(following)
-            except ValueError:
-                fixed[index] = f"--clip-audio={-DEFAULT_CLIP_AUDIO_DB:g}"
+        # Only a file or folder that is there: a mistyped level ("6db") stays the
+        # level, for argparse to refuse.
+        if arg == "--clip-audio" and os.path.exists(following):
+            fixed[index] = f"--clip-audio={-DEFAULT_CLIP_AUDIO_DB:g}"
     return fixed
 
 
@@ -345,12 +351,12 @@ def render(args: argparse.Namespace) -> int:
 
 
 def _formats_the_rate_allows(formats: list[str], fps: float) -> list[str]:
-    """Every format asked (`all`) means every one this rate allows: those that count
-    in timecode go, with a note, where timecode has no such rate. Formats named
-    one by one are kept, and a rate they cannot hold is refused."""
+    """`--export all` means every format this rate allows: those that count in
+    timecode go, with a note, where timecode has no such rate. Formats named one
+    by one are kept, and a rate they cannot hold is refused."""
     problem = timecode_rate_problem(frame_rate(fps), formats)
-    if not problem or not set(EXPORT_FORMATS) <= set(formats):
-        return formats
+    if not problem or not isinstance(formats, EveryFormat):
+        return list(formats)
     sys.stderr.write(f"montage-ai: not written: {problem}\n")
     return [name for name in formats if name not in TIMECODE_FORMATS]
 

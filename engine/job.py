@@ -437,7 +437,10 @@ def render_stage(
         except OutputError as error:
             raise _as_disk_full(error, output) from error
         reporter.begin("render", f"Rendering {output.name}")
-        staged.adopt(render_to_temp(timeline, output, reporter.progress), output)
+        # Staged before it exists: whatever stops the render, even a cancel between
+        # two lines here, discard() removes the video's temporary file.
+        staged.adopt(temp_path(output), output)
+        render_to_temp(timeline, output, reporter.progress)
         # The video and every timeline go into place together, or none does; a
         # cancel from here on lets them.
         too_late_to_cancel()

@@ -1,7 +1,7 @@
 """The hidden names files are written under until complete, and the sweep of those
 a killed render left behind.
 
-Standard library only: the app sweeps a removed job's leftovers with it.
+Standard library and psutil only: the app sweeps a removed job's leftovers with it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import logging
 import os
 from glob import escape as glob_escape
 from pathlib import Path
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,5 @@ def remove_quietly(path: Path) -> None:
 
 
 def _is_running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        # Windows: no such process is an OSError of its own.
-        return False
-    return True
+    # psutil, not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT.
+    return pid == os.getpid() or psutil.pid_exists(pid)

@@ -296,17 +296,22 @@ def test_the_level_is_stored_in_the_job_and_set_by_the_cli() -> None:
     assert JobSpec.from_json(spec.to_json()).clip_audio_db == -18.0
 
 
-def test_a_clip_after_the_clip_sound_option_is_a_clip_not_its_level() -> None:
+def test_a_clip_after_the_clip_sound_option_is_a_clip_not_its_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from engine.cli import parse_arguments
 
-    args = parse_arguments(
-        ["render", "--clip-audio", "a.mp4", "b.mp4", "--music", "s.wav", "-o", "o.mp4"]
-    )
-    assert args.clip_audio == -12.0 and args.clips == ["a.mp4", "b.mp4"]
-    args = parse_arguments(
-        ["render", "--clip-audio", "-6", "a.mp4", "--music", "s.wav", "-o", "o.mp4"]
-    )
-    assert args.clip_audio == -6.0 and args.clips == ["a.mp4"]
+    clip = tmp_path / "a.mp4"
+    clip.touch()
+    rest = ["--music", "s.wav", "-o", "o.mp4"]
+    args = parse_arguments(["render", "--clip-audio", str(clip), "b.mp4", *rest])
+    assert args.clip_audio == -12.0 and args.clips == [str(clip), "b.mp4"]
+    args = parse_arguments(["render", "--clip-audio", "-6", str(clip), *rest])
+    assert args.clip_audio == -6.0 and args.clips == [str(clip)]
+    # A mistyped level is no file: it stays the level, and is refused as one.
+    with pytest.raises(SystemExit):
+        parse_arguments(["render", "--clip-audio", "6db", str(clip), *rest])
+    assert "'6db' is not a level in dB" in capsys.readouterr().err
 
 
 def test_a_clip_cut_short_goes_quiet_where_its_sound_ends(tmp_path: Path) -> None:

@@ -433,12 +433,14 @@ def test_all_at_such_a_rate_writes_every_format_it_can(
 ) -> None:
     """`--export all` at 15 fps leaves out the formats that count in timecode and
     says so; naming one of them at that rate is still refused."""
-    from engine.cli import _formats_the_rate_allows
+    from engine.cli import _formats_the_rate_allows, export_formats
 
-    every = parse_export_formats("all")
+    every = export_formats("all")
     assert _formats_the_rate_allows(every, 15) == ["otio", "mlt", "csv"]
     assert "not written: FCP 7 XML, FCPXML and CMX 3600 EDL" in capsys.readouterr().err
     assert _formats_the_rate_allows(every, 30) == every
+    one_by_one = export_formats("otio,fcp7,fcpxml,edl,mlt,csv")
+    assert _formats_the_rate_allows(one_by_one, 15) == one_by_one  # refused later
     assert _formats_the_rate_allows(["edl", "csv"], 15) == ["edl", "csv"]
 
 

@@ -149,7 +149,9 @@ class StagedFiles:
         self._staged.append((temp, path))
 
     def adopt(self, temp: Path, path: Path) -> None:
-        """Take a file already written under its temporary name (the video)."""
+        """Take a file written under its temporary name by someone else (the
+        video), from before it is written: discard() removes it whatever stops the
+        writing."""
         self._staged.append((temp, path))
 
     def commit(self) -> None:

@@ -219,7 +219,7 @@ def test_engine_killed_by_a_signal_is_explained(
     ("kills_before", "kills_after", "advice"),
     [
         (3, 4, "The system ran out of memory and its out-of-memory killer stopped"),
-        (3, 3, "Something outside Montage AI stopped it"),
+        (3, 3, "the kernel recorded no out-of-memory kill, so a user or another"),
         (None, None, "The system may have run out of memory, or another program"),
     ],
 )
