@@ -55,6 +55,9 @@ DETAIL_ROLE = Qt.ItemDataRole.UserRole + 1
 # A folder's second line starts so: "Folder · 3 clips".
 FOLDER_PREFIX = "Folder · "
 STATE_ROLE = Qt.ItemDataRole.UserRole + 2
+# An unusable file's size and time when the inspector judged it (None when the
+# inspector itself failed): a verdict holds only while the file is unchanged.
+VERDICT_ROLE = Qt.ItemDataRole.UserRole + 4
 # The clip_info event's fields, once described.
 INFO_ROLE = Qt.ItemDataRole.UserRole + 3
 THUMBNAIL_SIZE = QSize(80, 45)
@@ -204,7 +207,7 @@ class ClipListWidget(FileDropTarget, QListWidget):
         """The inspector could not describe this path: show it as unusable."""
         item = self._item_for(os.path.abspath(path))
         if item is not None:
-            self._show_unusable(item, message)
+            self._show_unusable(item, message, judged=False)
 
     def finish_folders(self, paths: list[str]) -> None:
         """The inspector has looked inside these folders: show their final count."""
@@ -219,6 +222,18 @@ class ClipListWidget(FileDropTarget, QListWidget):
             self.item(row).data(STATE_ROLE) != ClipState.PENDING
             for row in range(self.count())
         )
+
+    def verdicts_hold(self) -> bool:
+        """Whether every unusable file was judged so by the inspector and is still
+        as it was then (a file still copying when added may be whole now)."""
+        for row in range(self.count()):
+            item = self.item(row)
+            if item.data(STATE_ROLE) != ClipState.UNUSABLE:
+                continue
+            verdict = item.data(VERDICT_ROLE)
+            if verdict is None or verdict != file_state(str(item.data(PATH_ROLE))):
+                return False
+        return True
 
     def usable_count(self) -> int:
         """Files described as usable, counting the clips inside folders."""
@@ -293,10 +308,14 @@ class ClipListWidget(FileDropTarget, QListWidget):
         facts += ", with sound" if info.get("has_audio") else ", no sound"
         item.setToolTip(f"{info['path']}\n{facts}")
 
-    def _show_unusable(self, item: QListWidgetItem, message: str) -> None:
+    def _show_unusable(
+        self, item: QListWidgetItem, message: str, judged: bool = True
+    ) -> None:
         icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         item.setIcon(icon)
         item.setData(STATE_ROLE, ClipState.UNUSABLE)
+        verdict = file_state(str(item.data(PATH_ROLE))) if judged else None
+        item.setData(VERDICT_ROLE, verdict)
         # The name is on the line above: "clip.mp4: the file is empty" -> "The file…"
         name_prefix = f"{Path(item.data(PATH_ROLE)).name}: "
         detail = message.removeprefix(name_prefix)
@@ -411,6 +430,15 @@ class ClipItemDelegate(QStyledItemDelegate):
             painter.drawText(QRect(area.left(), top + number * line, width, line),
                              flags, text)  # fmt: skip
         painter.restore()
+
+
+def file_state(path: str) -> list[int] | None:
+    """A file's (or folder's) size and modification time, None if it is gone."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_size, status.st_mtime_ns]
 
 
 def wrapped_lines(text: str, metrics: QFontMetrics, width: int, most: int) -> list[str]:

@@ -29,6 +29,10 @@ JOB_FILE_FILTER = f"Montage AI job (*{JOB_FILE_SUFFIX})"
 FIELDS_NOT_IN_FORM = ("fit", "size", "chronological", "export")
 # The form's combo box for each of these job fields.
 COMBO_OF_FIELD = {
+    "style": "style_combo",
+    "aspect": "aspect_combo",
+    "fps": "fps_combo",
+    "quality": "quality_combo",
     "clip_audio_db": "clip_audio_combo",
     "reframe": "reframe_combo",
     "upscale": "upscale_combo",
@@ -78,25 +82,24 @@ def write_job_file(spec: protocol.JobSpec, path: Path) -> Path:
 
 
 def fill_form(form: JobFormWidget, spec: protocol.JobSpec) -> list[str]:
-    """Show spec in the form; returns the set fields the form cannot hold."""
+    """Show spec in the form; returns, as "name=value", the set fields the form
+    cannot hold (the form keeps its own choice for those)."""
     form.clip_list.clear_clips()
     form.clip_list.add_paths(Path(clip) for clip in spec.clips)
     form.song_edit.setText(spec.music)
-    select_data(form.style_combo, spec.style)
     form.prompt_edit.setText(spec.prompt)
     form.duration_spin.setValue(round(spec.duration_sec or 0))
-    select_data(form.aspect_combo, spec.aspect)
-    select_data(form.fps_combo, spec.fps)
-    select_data(form.quality_combo, spec.quality)
-    if spec.seed is not None:
+    left_out = []
+    if spec.seed is not None and spec.seed <= form.seed_spin.maximum():
         form.seed_spin.setValue(spec.seed)
+    elif spec.seed is not None:
+        left_out.append(f"seed={spec.seed}")
     # A name that differs from the generated one is kept as the user's choice.
     form.output_edit.setText(spec.output)
-    left_out = form.looks.show_job_fields(dataclasses.asdict(spec))
-    for name in ("clip_audio_db", "reframe", "upscale"):
-        combo = getattr(form, COMBO_OF_FIELD[name])
-        if not select_data(combo, getattr(spec, name)):
+    for name, combo_name in COMBO_OF_FIELD.items():
+        if not select_data(getattr(form, combo_name), getattr(spec, name)):
             left_out.append(f"{name}={getattr(spec, name)!r}")
+    left_out += form.looks.show_job_fields(dataclasses.asdict(spec))
     defaults = protocol.JobSpec(clips=["-"], music="-", output="-.mp4")
     return left_out + [
         f"{name}={getattr(spec, name)}"

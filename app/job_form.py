@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.drop_widgets import ClipListWidget, SongLineEdit
+from app.drop_widgets import ClipListWidget, SongLineEdit, file_state
 from app.engine_process import EngineCommand
 from app.form_layout import (
     ChoiceBox,
@@ -118,8 +118,10 @@ class JobFormWidget(QWidget):
         self._output_dir = output_dir or default_output_dir()
         self._default_output = ""
         self._analysed_song = ""
-        # Why the chosen song cannot be used, once the inspector has said so.
+        # Why the chosen song cannot be used, once the inspector has said so, and
+        # the file's state then (drop_widgets.file_state).
         self._song_problem = ""
+        self._song_judged: list[int] | None = None
         self._song_duration_sec = 0.0
         self._inspect_command = inspect_command
         self.inspector = MediaInspector(inspect_command, self)
@@ -386,14 +388,22 @@ class JobFormWidget(QWidget):
         usable clip among those all checked, or a song it could not read; "" when
         none is known (the engine checks again)."""
         clips = self.clip_list
-        if clips.count() and clips.all_checked() and not clips.usable_count():
+        if (
+            clips.count()
+            and clips.all_checked()
+            and not clips.usable_count()
+            and clips.verdicts_hold()
+        ):
             return (
                 "None of the clips can be used (the list says why for each). "
                 "Add video files or pictures that open in a player."
             )
         song = self.song_edit.text().strip()
         if self._song_problem and song and os.path.abspath(song) == self._analysed_song:
-            return f"The song cannot be used: {self._song_problem}"
+            if self._song_judged == file_state(self._analysed_song):
+                return f"The song cannot be used: {self._song_problem}"
+            self._analysed_song = ""  # changed since: look at it again
+            self.analyse_song()
         return ""
 
     def analyse_song(self) -> None:
@@ -443,6 +453,7 @@ class JobFormWidget(QWidget):
         self.waveform_view.show_music(info)
         if not info.get("ok"):
             self._song_problem = str(info.get("message") or "it holds no music")
+            self._song_judged = file_state(self._analysed_song)
         if isinstance(info.get("duration_sec"), (int, float)):
             self._song_duration_sec = float(info["duration_sec"])
             self._refresh_upscale_estimate()
@@ -456,8 +467,8 @@ class JobFormWidget(QWidget):
 
     def _on_inspection_failed(self, path: str, message: str) -> None:
         if path == self._analysed_song:
+            # The inspector failed, not the file: shown, but the engine decides.
             self.waveform_view.show_error(message)
-            self._song_problem = message
         self.clip_list.show_inspection_failed(path, message)
         self._update_clip_count()
 

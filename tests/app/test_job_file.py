@@ -64,15 +64,18 @@ def test_a_job_file_fills_the_form_as_saved(make_window, job, tmp_path):
 def test_what_the_form_cannot_show_is_named_not_dropped_silently(
     make_window, job, tmp_path
 ):
-    odd = dataclasses.replace(job, slow_motion=0.75, lut="",
+    odd = dataclasses.replace(job, slow_motion=0.75, lut="", fps=48, seed=2**40,
                               denoise_clips=[str(tmp_path / "elsewhere.mp4")])  # fmt: skip
     window = make_window()
 
     assert window.job_files.open(_written(odd, tmp_path / "odd.montage"))
 
     message = window.statusBar().currentMessage()
-    assert "slow_motion=0.75" in message
+    assert "slow_motion=0.75" in message and "fps=48" in message
+    assert f"seed={2**40}" in message
     assert f"denoise_clips={tmp_path / 'elsewhere.mp4'}" in message
+    # The rest came in whole: the look after the seed and rate it could not show.
+    assert window.form.build_job_spec().transition == "whip"
 
 
 def test_the_form_saves_a_job_file_that_reads_back(make_window, job, tmp_path):

@@ -219,6 +219,11 @@ def test_a_song_that_is_not_audio_shows_why(qtbot, form, tmp_path):
     assert form.tempo_label.text() == ""
     assert painted_colours(view) > 1
     assert form.known_problem().startswith("The song cannot be used: lyrics.mp3")
+    # Copied again, whole: looked at anew rather than refused from memory.
+    write_click_track(song.with_suffix(".wav"), bpm=120, duration_sec=3.0)
+    song.write_bytes(song.with_suffix(".wav").read_bytes())
+    assert form.known_problem() == ""
+    assert view.message() == "Analysing…"
 
 
 def test_clips_that_are_all_unusable_are_a_known_problem(qtbot, form, tmp_path):
@@ -232,6 +237,9 @@ def test_clips_that_are_all_unusable_are_a_known_problem(qtbot, form, tmp_path):
 
     assert form.known_problem().startswith("None of the clips can be used")
     assert form.clip_count_label.text() == "2 items, none usable"
+    # A file that was still copying is whole now: the verdict no longer holds.
+    write_marker_clip(tmp_path / "empty.mp4", frames=5, fps=5)
+    assert form.known_problem() == ""
 
 
 def test_the_waveform_view_paints_every_state(qtbot):
