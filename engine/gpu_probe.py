@@ -69,12 +69,19 @@ def choose_gpu(module: Any, names: dict[int, str]) -> dict[str, Any]:
     CPU's."""
     pattern = test_pattern()
     reasons = []
+    cpu = None
     for index, name in sorted(names.items()):
         if is_software(name):
             reasons.append(f"{name} is a software renderer, slower than the CPU")
             continue
-        gpu = module.Realesrgan(gpuid=index, tilesize=32, model=0).process_cv2(pattern)
-        cpu = module.Realesrgan(gpuid=-1, tilesize=32, model=0).process_cv2(pattern)
+        if cpu is None:
+            cpu = module.Realesrgan(gpuid=-1, tilesize=32, model=0).process_cv2(pattern)
+        try:
+            network = module.Realesrgan(gpuid=index, tilesize=32, model=0)
+            gpu = network.process_cv2(pattern)
+        except (RuntimeError, AssertionError, AttributeError) as error:
+            reasons.append(f"{name} failed: {error}")
+            continue
         share = wrong_share(gpu, cpu)
         if share <= MAX_WRONG_SHARE:
             return {"gpu": index, "name": name, "reason": "agrees with the CPU"}

@@ -103,7 +103,7 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 def scan_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
     """The clips in paths (files as given, media files inside folders, sorted, each
     file once), and the videos inside folders left out as earlier renders of ours
-    (a timeline of the same name beside them). A clip of the user's at the output's
+    (a timeline of the same name beside them that we wrote). A clip of the user's at the output's
     path is kept, so that the job refuses to overwrite it."""
     found: list[Path] = []
     renders: list[Path] = []
@@ -120,7 +120,7 @@ def scan_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
                 or any(part.startswith(".") for part in child.relative_to(path).parts)
             ):
                 continue
-            if child.with_suffix(".otio").is_file():
+            if _is_our_render(child):
                 renders.append(child)
             else:
                 found.append(child)
@@ -128,6 +128,18 @@ def scan_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
     for path in found:
         unique.setdefault(path.resolve(), path.absolute())
     return list(unique.values()), renders
+
+
+def _is_our_render(video: Path) -> bool:
+    """Whether a video has beside it a timeline of the same name that Montage AI
+    wrote (its own metadata inside), as every render leaves."""
+    timeline = video.with_suffix(".otio")
+    try:
+        return timeline.is_file() and '"montage_ai"' in timeline.read_text(
+            encoding="utf-8", errors="replace"
+        )
+    except OSError:
+        return False
 
 
 def probe_media(path: str | Path) -> MediaInfo:

@@ -104,8 +104,10 @@ def probe_gpu() -> bool:
 
 
 def gpu_index() -> int:
-    """The Vulkan device to use: the probe's choice, else the first (when the GPU is
-    forced with MONTAGE_AI_UPSCALE_DEVICE=gpu)."""
+    """The Vulkan device to use: the first when MONTAGE_AI_UPSCALE_DEVICE=gpu forces
+    it (no probe), else the probe's choice."""
+    if os.environ.get(DEVICE_ENV, "").lower() == "gpu":
+        return 0
     probe_gpu()
     return _probed["gpu"] or 0
 

@@ -14,6 +14,8 @@ from typing import Any
 import opentimelineio as otio
 import pytest
 
+from engine.cancel import allow_cancel, on_cancel_signal, too_late_to_cancel
+from engine.errors import CancelledError
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
 from tests.audio_media import write_click_track
 from tests.engine_runs import read_until, rendering_past, run_engine, start_engine
@@ -181,6 +183,17 @@ def test_sigterm_cancels_and_leaves_nothing(
     assert status == EXIT_CODES[ErrorCode.CANCELLED]
     assert parse_event(rest.splitlines()[-1]).data["code"] == "cancelled"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.json", "song.wav"]
+
+
+def test_a_cancel_is_refused_only_between_too_late_and_the_next_job() -> None:
+    allow_cancel()
+    with pytest.raises(CancelledError):
+        on_cancel_signal(signal.SIGTERM, None)
+    too_late_to_cancel()
+    on_cancel_signal(signal.SIGTERM, None)  # logged, nothing raised
+    allow_cancel()
+    with pytest.raises(CancelledError):
+        on_cancel_signal(signal.SIGINT, None)
 
 
 def test_a_cancel_after_the_render_lets_the_files_go_into_place(

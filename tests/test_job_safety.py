@@ -155,15 +155,19 @@ def test_rendering_into_the_clips_folder_again_leaves_the_montages_out(
     assert "montage.mp4" not in timeline
 
 
+@pytest.mark.parametrize("beside", [None, "a.otio"], ids=["alone", "foreign otio"])
 def test_an_output_named_as_a_clip_in_the_folder_is_refused(
-    folder: Path, tmp_path: Path
+    folder: Path, tmp_path: Path, beside: str | None
 ) -> None:
     """The folder's clip of that name is footage, not an earlier montage (no
-    timeline beside it): the job refuses before any work, and the clip is intact."""
+    timeline of ours beside it, though another tool's may be): the job refuses
+    before any work, and the clip is intact."""
     clips = tmp_path / "trip"
     clips.mkdir()
     for name in ("a.mp4", "b.mp4"):
         (clips / name).write_bytes((folder / name).read_bytes())
+    if beside:
+        (clips / beside).write_text('{"OTIO_SCHEMA": "Timeline.1", "metadata": {}}')
     before = (clips / "a.mp4").read_bytes()
     job = {"clips": [str(clips)], "music": str(folder / "song.wav"),
            "output": str(clips / "a.mp4"), "quality": "preview"}  # fmt: skip
@@ -176,7 +180,9 @@ def test_an_output_named_as_a_clip_in_the_folder_is_refused(
         .startswith("Writing a.mp4 would replace one of the clips or the song")
     )
     assert (clips / "a.mp4").read_bytes() == before
-    assert sorted(path.name for path in clips.iterdir()) == ["a.mp4", "b.mp4"]
+    assert sorted(p.name for p in clips.iterdir() if p.suffix == ".mp4") == [
+        "a.mp4", "b.mp4"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ warning when the library cannot load; measured on a tiny generated clip."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -168,6 +169,7 @@ NCNN_LOG = (
 )
 
 
+@functools.cache
 def vulkan_devices() -> int:
     """Vulkan devices the library sees, counted in a child (a broken driver can
     crash the process that asks)."""
@@ -218,6 +220,7 @@ def test_the_probe_refuses_a_software_vulkan_device() -> None:
         assert not gpu_probe.is_software(found["name"])
 
 
+@functools.cache
 def software_device() -> int | None:
     """The index of Mesa's llvmpipe among the Vulkan devices, if it is one."""
     code = (

@@ -230,12 +230,17 @@ def test_remove_sweeps_what_a_killed_engine_left(
     folder.mkdir(exist_ok=True)
     dead_pid = psutil.Popen(["true"])
     dead_pid.wait()
+    live = psutil.Popen(["sleep", "30"])  # another render still writing
     left = [f".killed.mp4.{dead_pid.pid}.part", f".killed.edl.{dead_pid.pid}.part"]
-    kept = [f".killed.mp4.{os.getpid()}.part", f".other.mp4.{dead_pid.pid}.part"]
+    kept = [f".killed.mp4.{live.pid}.part", f".other.mp4.{dead_pid.pid}.part"]
     for name in left + kept:
         (folder / name).write_bytes(b"partial")
 
-    queue.remove(job_id)
+    try:
+        queue.remove(job_id)
+    finally:
+        live.kill()
+        live.wait()
 
     assert sorted(path.name for path in folder.glob(".*.part")) == sorted(kept)
 
