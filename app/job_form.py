@@ -386,7 +386,8 @@ class JobFormWidget(QWidget):
     def known_problem(self) -> str:
         """Why the job would fail at once, as far as the inspector has told: no
         usable clip among those all checked, or a song it could not read; "" when
-        none is known (the engine checks again)."""
+        none is known (the engine checks again). Only a verdict on a file that has
+        not changed since counts; a song that has changed is looked at again."""
         clips = self.clip_list
         if (
             clips.count()
