@@ -236,6 +236,10 @@ class CleanStarts:
         earlier = [start for start in starts if start <= time_sec + TIE_SEC]
         return max(earlier, default=None)
 
+    def files(self) -> set[str]:
+        """The files found to have false sync samples (this process, so far)."""
+        return {path for path, _, _ in self._starts}
+
     def add(self, path: str, time_sec: float) -> None:
         key = _file_key(path)
         if key not in self._starts and len(self._starts) >= self.max_files:

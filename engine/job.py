@@ -32,7 +32,12 @@ from engine.export import (
     report_export_warnings,
     stage_exports,
 )
-from engine.job_warnings import warn_about_changed_options, warn_about_short_clips
+from engine.frames import CLEAN_STARTS
+from engine.job_warnings import (
+    warn_about_changed_options,
+    warn_about_false_keyframes,
+    warn_about_short_clips,
+)
 from engine.looks import apply_look_options, mark_cleanup, unmatched_cleanup
 from engine.music import MusicAnalysis, analyze_music, cached_analysis
 from engine.plan import (
@@ -441,6 +446,7 @@ def render_stage(
         # two lines here, discard() removes the video's temporary file.
         staged.adopt(temp_path(output), output)
         render_to_temp(timeline, output, reporter.progress)
+        warn_about_false_keyframes(CLEAN_STARTS.files(), timeline, reporter.emit)
         # The video and every timeline go into place together, or none does; a
         # cancel from here on lets them.
         too_late_to_cancel()

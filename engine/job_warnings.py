@@ -102,3 +102,20 @@ def _warn_if_song_is_shorter(spec: JobSpec, music: MusicAnalysis, emit: Emit) ->
     )
     log.warning(message)
     emit(make_warning("duration", message, music.path))
+
+
+def warn_about_false_keyframes(
+    paths: set[str], timeline: otio.schema.Timeline, emit: Emit
+) -> None:
+    """Name the clips whose files mark pictures as keyframes that decoding cannot
+    start from: the render worked around them, but whatever seeks there may not."""
+    used = {clip.media_reference.target_url for clip in timeline.find_clips()}
+    names = sorted(Path(path).name for path in paths & used)
+    if names:
+        emit(make_warning("false_keyframes", (
+            f"{', '.join(names)}: the file marks pictures as keyframes that decoding "
+            "cannot start from. The render started each shot at a whole picture, "
+            "but an editor, a player or the MLT project that seeks there may show "
+            "grey or green frames at the start of a shot; if yours does, convert "
+            "the clip (any converter that re-encodes the video) and render again."
+        )))  # fmt: skip

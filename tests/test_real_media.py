@@ -123,3 +123,21 @@ def _check_shot(clip: otio.schema.Clip, frame: av.VideoFrame, offset: int) -> No
     upside_down = float((ours * theirs[::-1, ::-1]).mean())
     assert upright > 0.6, f"{clip.name}: correlation {upright:.2f}"
     assert upright > upside_down + 0.2, clip.name
+
+
+def test_a_clip_with_false_keyframes_is_named_for_editors(tmp_path: Path) -> None:
+    """cockatoo.mp4 marks pictures as sync samples that decoding cannot start from:
+    the render works around it, and says so for whatever seeks there next."""
+    out = tmp_path / "cockatoo montage.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "render",
+         str(Path(REAL_MEDIA) / "video" / "cockatoo.mp4"),
+         "--music", str(Path(REAL_MEDIA) / "music" / SONG), "-o", str(out),
+         "--quality", "preview", "--duration", "10", "--seed", "3", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    warned = [e for e in events if e.get("code") == "false_keyframes"]
+    assert len(warned) == 1
+    assert warned[0]["message"].startswith("cockatoo.mp4: the file marks pictures")
