@@ -14,7 +14,12 @@ from typing import Any
 import opentimelineio as otio
 import pytest
 
-from engine.cancel import allow_cancel, on_cancel_signal, too_late_to_cancel
+from engine.cancel import (
+    allow_cancel,
+    install_cancel_handlers,
+    on_cancel_signal,
+    too_late_to_cancel,
+)
 from engine.errors import CancelledError
 from engine.protocol import EXIT_CODES, ErrorCode, EventKind, parse_event
 from tests.audio_media import write_click_track
@@ -194,6 +199,25 @@ def test_a_cancel_is_refused_only_between_too_late_and_the_next_job() -> None:
     allow_cancel()
     with pytest.raises(CancelledError):
         on_cancel_signal(signal.SIGINT, None)
+
+
+def test_once_too_late_the_system_ignores_a_cancel_until_the_next_job() -> None:
+    """Python puts its handlers back to the default as it exits: a SIGTERM then
+    would kill an engine that has finished, so the signal is ignored outright."""
+    saved = {
+        signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        install_cancel_handlers()
+        too_late_to_cancel()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        allow_cancel()
+        assert signal.getsignal(signal.SIGTERM) is on_cancel_signal
+    finally:
+        allow_cancel()
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def test_a_cancel_after_the_render_lets_the_files_go_into_place(
