@@ -148,7 +148,7 @@ JSON schema given. Parameters:
 - downbeat_flash: white flashes on downbeats; chronological: shots in the
   order they were filmed
 - score_weights: what makes a shot good: motion, sharpness, exposure (0 to 1)
-- grade: contrast, saturation (0 is black and white), brightness, gamma,
+- grade: contrast, saturation (0 is black and white, with lut black_white), brightness, gamma,
   warmth (+ warmer, - cooler), tint, vignette, lut (a colour look: {luts})
 - summary: what you changed, in one short sentence
 The current style is:
@@ -440,6 +440,10 @@ def _check_weights(changes: dict[str, Any]) -> None:
         raise RetryableDirectorError("answered with score weights that add up to 0")
 
 
+# The look that keeps a grade of saturation 0 grey (a colour look would tint it).
+BLACK_AND_WHITE_LUT = "black_white"
+
+
 def apply_changes(base: Style, changes: dict[str, Any], model: str) -> Style:
     """The base style (or the one the answer names) with the answer's values;
     `changes` lists them in words, as the offline interpreter's does."""
@@ -458,9 +462,14 @@ def apply_changes(base: Style, changes: dict[str, Any], model: str) -> Style:
     if "chronological" in changes:
         style.chronological = changes["chronological"]
     style.score_weights = {**style.score_weights, **changes.get("score_weights", {})}
-    for name, value in changes.get("grade", {}).items():
+    grade = changes.get("grade", {})
+    for name, value in grade.items():
         setattr(style.grade, name, value)
     style.changes += _described(changes)
+    if grade.get("saturation") == 0 and "lut" not in grade and style.grade.lut:
+        # The look's LUT comes after the saturation and would colour the grey.
+        style.grade.lut = BLACK_AND_WHITE_LUT
+        style.changes.append(f"look {BLACK_AND_WHITE_LUT} for the black and white")
     return style
 
 

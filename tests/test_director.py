@@ -18,6 +18,7 @@ import pytest
 
 from engine.director import (
     AI,
+    BLACK_AND_WHITE_LUT,
     FALLBACK_WARNING,
     OFFLINE,
     DirectorRequest,
@@ -316,3 +317,16 @@ def test_a_fallback_warning_is_a_valid_event() -> None:
     ).to_line()
     assert json.loads(line)["code"] == FALLBACK_WARNING
     assert parse_event(line).kind is EventKind.WARNING
+
+
+def test_black_and_white_from_the_director_takes_a_grey_look() -> None:
+    """Saturation 0 alone would be coloured again by the style's LUT, which comes
+    after it in the render; a look the answer names is kept."""
+    base = load_style("dynamic")
+    assert base.grade.lut not in ("", BLACK_AND_WHITE_LUT)
+
+    grey = apply_changes(base, {"grade": {"saturation": 0.0}}, "m")
+    named = apply_changes(base, {"grade": {"saturation": 0.0, "lut": "cool"}}, "m")
+
+    assert grey.grade.lut == BLACK_AND_WHITE_LUT
+    assert named.grade.lut == "cool"
