@@ -279,11 +279,17 @@ def _seek(container: Any, stream: Any, time_sec: float) -> None:
         log.info("Seek in %s failed (%s); decoding from its start", stream, error)
 
 
+# FFmpeg's default level for the centre and surround channels in a fold-down.
+SURROUND_MIX = 0.7071
+
+
 def resampled_stereo(
     container: Any, stream: Any, rate: int
 ) -> Iterator[tuple[float | None, np.ndarray]]:
-    """(stream time or None, (2, n) float32) at `rate` stereo, damaged packets skipped."""
+    """(stream time or None, (2, n) float32) at `rate` stereo, damaged packets
+    skipped; more channels are folded down without going past full scale."""
     resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+    gain = downmix_gain([channel.name for channel in stream.layout.channels])
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
@@ -291,9 +297,39 @@ def resampled_stereo(
             continue
         for frame in frames:
             for resampled in resampler.resample(frame):
-                yield _time_sec(resampled), resampled.to_ndarray()
+                yield _time_sec(resampled), _scaled(resampled.to_ndarray(), gain)
     for resampled in resampler.resample(None):
-        yield _time_sec(resampled), resampled.to_ndarray()
+        yield _time_sec(resampled), _scaled(resampled.to_ndarray(), gain)
+
+
+def downmix_gain(channels: list[str]) -> float:
+    """What keeps FFmpeg's default fold-down to stereo under full scale.
+
+    It adds the centre and each surround at -3 dB to its side and leaves out the
+    LFE, without scaling for float output: a loud 5.1 song would reach 2.4 times
+    full scale. Dividing by the larger side's sum of coefficients is what its own
+    normalisation does. Mono and stereo pass as they are (1.0).
+    """
+    if len(channels) <= 2:
+        return 1.0
+    sides = {"L": 0.0, "R": 0.0}
+    for name in channels:
+        if name in ("FL", "FR"):
+            sides[name[1]] += 1.0
+        elif name.startswith("LFE"):
+            continue
+        elif name[-1:] in sides:
+            sides[name[-1]] += SURROUND_MIX
+        else:  # the centre channels: to both sides
+            sides["L"] += SURROUND_MIX
+            sides["R"] += SURROUND_MIX
+    return 1.0 / max(1.0, *sides.values())
+
+
+def _scaled(samples: np.ndarray, gain: float) -> np.ndarray:
+    if gain != 1.0:
+        samples *= gain
+    return samples
 
 
 def _time_sec(frame: av.AudioFrame) -> float | None:

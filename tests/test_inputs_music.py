@@ -323,6 +323,20 @@ def test_a_video_chosen_as_the_song_gives_its_sound_and_says_so(
     _assert_cuts_on_heard_clicks(render)
 
 
+def test_a_loud_surround_song_folds_down_without_clipping(
+    clips: list[ClipTruth], tmp_path: Path
+) -> None:
+    """FFmpeg's fold-down adds the centre and surrounds to each side: clicks in
+    five channels reached 2.4 times full scale before it was scaled."""
+    song = tmp_path / "surround.flac"
+    write_clicks(song, tempos=[(120, 6.0)], layout="5.1", sample_rate=48000)
+    render = _render(song, clips, tmp_path)
+
+    samples, _, _ = decode_audio(tmp_path / "montage.mp4")
+    assert 0.2 < float(np.abs(samples).max()) <= 1.0
+    _assert_cuts_on_heard_clicks(render)
+
+
 def test_mp3_without_a_gapless_header_stays_in_sync(
     clips: list[ClipTruth], tmp_path: Path
 ) -> None:
