@@ -160,6 +160,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.statusBar()
 
+        # The banner counts the interrupted jobs until each is retried or removed.
+        self._interrupted = set(interrupted)
+        self.queue.job_changed.connect(self._recount_interrupted)
+        self.queue.jobs_changed.connect(self._recount_interrupted)
         self._show_banner(len(interrupted))
         self.queue.start_waiting_jobs()
 
@@ -234,6 +238,18 @@ class MainWindow(QMainWindow):
         about_action = QAction("&About Montage AI", self)
         about_action.triggered.connect(self.show_about)
         help_menu.addAction(about_action)
+
+    def _recount_interrupted(self, *_: object) -> None:
+        if not self._interrupted:
+            return
+        still = {
+            record.id
+            for record in self.store.list_jobs()
+            if record.id in self._interrupted and record.status is JobStatus.INTERRUPTED
+        }
+        if still != self._interrupted:
+            self._interrupted = still
+            self._show_banner(len(still))
 
     def _show_banner(self, interrupted_count: int) -> None:
         lines = []

@@ -10,6 +10,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -23,6 +24,7 @@ from app.main_window import MainWindow, describe_summary, format_eta
 from app.queue_panel import NAME, PROGRESS, PROGRESS_STEPS, STAGE, STATUS
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog
+from engine import protocol
 from tests.app.queue_helpers import heartbeat_gaps
 
 
@@ -353,6 +355,25 @@ def test_other_settings_leave_the_quality_chosen_in_the_form(make_window):
     window.apply_settings(dataclasses.replace(window.settings, renders_at_once=2))
 
     assert quality.currentData() == "preview"
+
+
+def test_the_interrupted_banner_goes_once_its_job_is_retried(
+    qtbot, make_window, store, stub_command, tmp_path
+):
+    job_id = store.add(protocol.JobSpec(clips=["a.mp4"], music="s.ogg",
+                                        output=str(tmp_path / "out" / "a.mp4")))  # fmt: skip
+    gone = psutil.Popen(["true"])
+    gone.wait()
+    store.mark_running(job_id, gone.pid)  # an engine that died with its app
+    window = make_window(stub_command("normal_run.jsonl", "--delay", "0.001"))
+    assert "1 render was interrupted" in window.banner_label.text()
+    assert window.banner_label.isVisible()
+
+    window.queue.retry(job_id)
+    qtbot.waitUntil(lambda: store.get(job_id).status is JobStatus.FINISHED,
+                    timeout=10_000)  # fmt: skip
+
+    assert window.banner_label.isHidden()
 
 
 def test_the_settings_dialog_reads_back_what_it_shows(qtbot):
