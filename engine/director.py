@@ -321,7 +321,8 @@ def ask_for_changes(
         except DirectorError as error:
             tries = retrying.statistics.get("attempt_number", 1)
             if tries > 1:
-                error.reason += f" on each of {tries} tries"
+                # Each try has the time the budget leaves: name the last one.
+                error.reason += f" (the last of {tries} tries)"
             raise
     return answer
 
