@@ -94,11 +94,13 @@ def _warn_if_song_is_shorter(spec: JobSpec, music: MusicAnalysis, emit: Emit) ->
         return
     name = Path(music.path).name
     skipped = f" after {start_sec:.1f} s of silence" if start_sec > 0 else ""
+    # The music in whole frames, which is what the montage holds: one figure.
+    lasts_sec = float(total_frames / fps)
     message = (
-        f"{name} has {music.duration_sec - start_sec:.1f} s of music{skipped}, "
-        f"less than the {spec.duration_sec:g} s asked: the montage ends with the "
-        f"song and lasts {float(total_frames / fps):.1f} s (the song is not "
-        "looped). Choose a longer song for a longer montage."
+        f"{name} has {lasts_sec:.1f} s of music{skipped}, less than the "
+        f"{spec.duration_sec:g} s asked: the montage ends with the song and lasts "
+        f"{lasts_sec:.1f} s (the song is not looped). Choose a longer song for a "
+        "longer montage."
     )
     log.warning(message)
     emit(make_warning("duration", message, music.path))
